@@ -1,0 +1,152 @@
+"""`rlx` command line: train | sft | eval | sweep | compare | quantize | bench-info.
+
+Trainers are modules that expose a config class `Config` (a `Section` whose `kind` field is a
+Literal) and `run(cfg, run: RunDir) -> dict` returning the final summary. A recipe's top-level
+`kind` picks the module once, here; nothing downstream dispatches on strings.
+
+Other subcommands are modules that expose `add_arguments(parser)` and `main(args) -> int`.
+Exit codes: 0 ok, 1 runtime failure, 2 bad input (config, paths, arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from rlx.config import ConfigError, apply_overrides, build_config, dump_yaml, read_yaml, recipe_kind
+
+# recipe kind -> trainer module (imported lazily: control RL never imports transformers)
+TRAINERS: dict[str, str] = {
+    "sft": "rlx.train.sft",
+    "rlvr": "rlx.train.rlvr",
+    "pqn": "rlx.control.pqn",
+    "dqn": "rlx.control.dqn",
+    "iql": "rlx.control.iql",
+    "riql": "rlx.control.riql",
+    "bc": "rlx.control.bc",
+    "sqirl": "rlx.control.sqirl",
+}
+
+# subcommand -> (module, one-line help); each module has add_arguments(parser) and main(args)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "eval": ("rlx.evaluation.cli", "greedy accuracy and pass@k of a checkpoint on a task"),
+    "sweep": ("rlx.evaluation.sweep", "run a recipe over several seeds (DIR/seed_K/)"),
+    "compare": ("rlx.evaluation.compare", "compare sweeps: interval estimates, P(A>B), report"),
+    "quantize": ("rlx.quant.cli", "quantize a checkpoint (rtn, gptq, rsq, quest, ...)"),
+    "make-dataset": ("rlx.control.datasets", "build an offline control dataset (D4RL keys)"),
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+def _resolve_trainer(kind: str, path: str):
+    if kind not in TRAINERS:
+        raise ConfigError(f"config error: kind = {kind!r}: expected one of {sorted(TRAINERS)} ({path})")
+    return importlib.import_module(TRAINERS[kind])
+
+
+def load_recipe(path: str, overrides: list[str], expect_kind: str | None = None):
+    """Read, override and validate a recipe. Returns (trainer module, config)."""
+    data = apply_overrides(read_yaml(path), overrides)
+    kind = recipe_kind(data, path)
+    if expect_kind is not None and kind != expect_kind:
+        raise ConfigError(f"config error: kind = {kind!r}: `rlx {expect_kind}` needs kind: {expect_kind}")
+    module = _resolve_trainer(kind, path)
+    return module, build_config(module.Config, data)
+
+
+def default_out(recipe: str) -> Path:
+    return Path("runs") / f"{Path(recipe).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_recipe(recipe: str, overrides: list[str], out: str | Path | None, resume: bool,
+               expect_kind: str | None = None) -> dict:
+    """Validate, create the run directory, train, write summary.json and plots."""
+    from rlx.rundir import RunDir
+
+    module, cfg = load_recipe(recipe, overrides, expect_kind)
+    out_path = Path(out) if out else default_out(recipe)
+    run = RunDir(out_path, dump_yaml(cfg), resume=resume)
+    try:
+        summary = module.run(cfg, run)
+        run.write_summary(summary)
+        try:
+            run.plot_curves()
+        except Exception as e:  # plots are a convenience; never lose a finished run over them
+            print(f"warning: could not draw plots: {e}", file=sys.stderr)
+    finally:
+        run.close()
+    return summary
+
+
+def _add_train(sub, name: str, help_: str) -> None:
+    p = sub.add_parser(name, help=help_, description=help_)
+    p.add_argument("recipe", help="YAML recipe, e.g. recipes/arith_grpo.yaml")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=3e-5 seed=1")
+    p.add_argument("--out", default=None, help="run directory (default runs/RECIPE-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlx", description="rlx: RL methods of 51 papers in one toolkit.")
+    parser.add_argument("--version", action="version", version="rlx " + __import__("rlx").__version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub, "train", "train from a recipe (any kind: rlvr, sft, pqn, iql, ...)")
+    _add_train(sub, "sft", "supervised fine-tuning from a recipe with kind: sft")
+    for name, (module_name, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=module_name)
+        try:
+            importlib.import_module(module_name).add_arguments(p)
+        except ModuleNotFoundError as e:
+            if e.name and e.name.startswith("rlx"):
+                p.description = f"{help_} (not available in this build: {e.name} missing)"
+            else:
+                raise
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command in ("train", "sft"):
+            expect = "sft" if args.command == "sft" else None
+            summary = run_recipe(args.recipe, args.overrides, args.out, args.resume, expect)
+            _print_summary(summary)
+            return 0
+        module = importlib.import_module(args._module)
+        return int(module.main(args) or 0)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except (FileNotFoundError, FileExistsError, NotADirectoryError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; resume with --resume", file=sys.stderr)
+        return 130
+
+
+def _print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="summary")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in summary.items():
+        table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Typed, validated configs: YAML <-> config one to one, dotted overrides on the command line.
+
+Every config is a tree of `Section`s (pydantic models that forbid unknown keys). A recipe is a
+YAML file whose top-level `kind` names the trainer (`sft`, `rlvr`, `pqn`, ...); the rest maps one
+to one onto that trainer's config class. Errors are one line that names the field, the value and
+what was expected:
+
+    config error: train.lr = -1.0: Input should be greater than 0
+
+Usage:
+    cfg = load_config("recipes/arith_grpo.yaml", ["train.lr=3e-5"], RLVRConfig)
+    text = dump_yaml(cfg)            # fully resolved; load_config of it gives cfg back
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+__all__ = [
+    "Section",
+    "ConfigError",
+    "read_yaml",
+    "apply_overrides",
+    "build_config",
+    "load_config",
+    "dump_yaml",
+    "recipe_kind",
+]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys fail, values are validated on construction."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), validate_default=True)
+
+
+class ConfigError(ValueError):
+    """A bad recipe or override. The message is one line meant for the user."""
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a recipe file into a dict; a missing or malformed file is a ConfigError."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config error: recipe file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config error: {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config error: {p} must hold a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of `data` with `a.b.c=value` overrides applied (values parsed as YAML).
+
+    Unknown keys are not caught here but by validation, so the error names the full dotted path.
+    """
+    out = _deep_copy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"config error: override {item!r} must look like section.field=value")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"config error: override key {key!r} is not a dotted field name")
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = {}
+                node[part] = child
+            if not isinstance(child, dict):
+                raise ConfigError(f"config error: {key}: {part} is a value, not a section")
+            node = child
+        node[parts[-1]] = _parse_value(value)
+    return out
+
+
+def _deep_copy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deep_copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deep_copy(v) for v in d]
+    return d
+
+
+def _lookup(data: Any, loc: tuple) -> Any:
+    node = data
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return "<missing>"
+    return node
+
+
+def _format_errors(err: ValidationError, data: dict[str, Any]) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        field = ".".join(str(p) for p in loc) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            lines.append(f"config error: unknown key {field!r} (check the spelling; see the recipe docs)")
+        elif e["type"] == "missing":
+            lines.append(f"config error: {field} is required")
+        else:
+            value = _lookup(data, loc)
+            lines.append(f"config error: {field} = {value!r}: {msg}")
+    return "\n".join(lines)
+
+
+def build_config(cls: type[C], data: dict[str, Any]) -> C:
+    """Validate `data` into `cls`; a failure is a ConfigError naming each bad field."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, data)) from None
+
+
+def recipe_kind(data: dict[str, Any], path: str | Path = "recipe") -> str:
+    kind = data.get("kind")
+    if not isinstance(kind, str):
+        raise ConfigError(f"config error: {path} needs a top-level `kind` (e.g. kind: rlvr)")
+    return kind
+
+
+def load_config(path: str | Path, overrides: list[str], cls: type[C]) -> C:
+    """Read a YAML recipe, apply dotted overrides and validate into `cls`."""
+    return build_config(cls, apply_overrides(read_yaml(path), overrides))
+
+
+def dump_yaml(cfg: BaseModel) -> str:
+    """The fully resolved config as YAML; `build_config(type(cfg), yaml.safe_load(text)) == cfg`."""
+    buf = io.StringIO()
+    yaml.safe_dump(cfg.model_dump(mode="json"), buf, sort_keys=False)
+    return buf.getvalue()

@@ -1,0 +1,193 @@
+"""The run directory contract, shared by every command that trains or evaluates.
+
+    OUT/
+      config.yaml        fully resolved config (re-runnable: `rlx train OUT/config.yaml`)
+      metrics.jsonl      one JSON object per logged step: {"step": int, "train/...": float, ...}
+                         keys are namespaced train/, rollout/, eval/, time/ (control: also env/)
+      summary.json       final metrics, e.g. eval/accuracy, eval/pass@1, ... (written atomically)
+      checkpoints/       step_XXXXXXXX/ directories, written atomically; LATEST names the newest
+      plots/             PNG learning curves
+
+Nothing is created before the config has been validated, so bad input leaves no half-written run.
+Every file is written to a temporary name and renamed, so a kill never leaves a torn file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunDir", "atomic_write_text", "atomic_write_json", "atomic_dir", "read_metrics"]
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the new one, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _clean(obj: Any) -> Any:
+    """JSON has no NaN/inf: write them as null so every line stays valid JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=True) + "\n")
+
+
+def atomic_dir(final: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmpdir)` then rename tmpdir to `final` (replacing it). Returns `final`."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    try:
+        write(tmp)
+        if final.exists():
+            old = final.with_name(f".{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Read metrics.jsonl; a torn last line (from a kill mid-write) is ignored."""
+    rows = []
+    p = Path(path)
+    if not p.exists():
+        return rows
+    for line in p.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+class RunDir:
+    """One run's output directory. Create it only after the config validated.
+
+    Usage:
+        run = RunDir(out, config_yaml=dump_yaml(cfg), resume=args.resume)
+        run.log(step, {"train/loss": 0.3, "time/step": 0.1})
+        run.save_checkpoint(step, lambda d: save_state(d))
+        run.write_summary({"eval/accuracy": 0.41})
+    """
+
+    def __init__(self, path: str | Path, config_yaml: str, resume: bool = False):
+        self.path = Path(path)
+        self.resume = resume
+        if not resume and self.path.exists() and any(self.path.iterdir()):
+            if (self.path / "metrics.jsonl").exists() or (self.path / "checkpoints").exists():
+                raise FileExistsError(
+                    f"run directory {self.path} already holds a run; pass --resume to continue it "
+                    "or choose another --out"
+                )
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "checkpoints").mkdir(exist_ok=True)
+        (self.path / "plots").mkdir(exist_ok=True)
+        atomic_write_text(self.path / "config.yaml", config_yaml)
+        self._metrics = open(self.path / "metrics.jsonl", "a")
+        self._tb = None
+
+    # -- metrics ---------------------------------------------------------------------------
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        row = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+        self._metrics.write(json.dumps(_clean(row)) + "\n")
+        self._metrics.flush()
+        if self._tb is not None:
+            for k, v in metrics.items():
+                self._tb.add_scalar(k, float(v), int(step))
+
+    def enable_tensorboard(self) -> bool:
+        """Mirror metrics to TensorBoard event files under OUT/tb if tensorboard is installed."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:
+            return False
+        self._tb = SummaryWriter(str(self.path / "tb"))
+        return True
+
+    def truncate_metrics(self, last_step: int) -> None:
+        """On resume: drop rows logged after the checkpoint so the log matches an unbroken run."""
+        self._metrics.close()
+        rows = [r for r in read_metrics(self.metrics_path) if r.get("step", -1) <= last_step]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+        self._metrics = open(self.metrics_path, "a")
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_metrics(self.metrics_path)
+
+    # -- summary ---------------------------------------------------------------------------
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.path / "summary.json", summary)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def save_checkpoint(self, step: int, write: Callable[[Path], None], keep: int = 2) -> Path:
+        """Atomically write checkpoints/step_N via `write(dir)`, point LATEST at it, prune old ones."""
+        final = atomic_dir(self.checkpoint_dir / f"step_{step:08d}", write)
+        atomic_write_text(self.checkpoint_dir / "LATEST", final.name + "\n")
+        steps = sorted(p for p in self.checkpoint_dir.glob("step_*") if p.is_dir())
+        for old in steps[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def latest_checkpoint(self) -> Path | None:
+        latest = self.checkpoint_dir / "LATEST"
+        if latest.exists():
+            p = self.checkpoint_dir / latest.read_text().strip()
+            if p.is_dir():
+                return p
+        steps = sorted(p for p in self.checkpoint_dir.glob("step_*") if p.is_dir())
+        return steps[-1] if steps else None
+
+    # -- plots -----------------------------------------------------------------------------
+    def plot_curves(self, keys: Iterable[str] | None = None) -> list[Path]:
+        """PNG learning curves of metrics.jsonl, one file per namespace (train, rollout, eval, ...)."""
+        from rlx.evaluation.plots import plot_run_curves
+
+        return plot_run_curves(self.metrics(), self.path / "plots", keys)
+
+    def close(self) -> None:
+        self._metrics.close()
+        if self._tb is not None:
+            self._tb.close()
