@@ -118,8 +118,12 @@ def _format_errors(err: ValidationError, data: dict[str, Any]) -> str:
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         field = ".".join(str(p) for p in loc) or "<root>"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "value_error" and loc and isinstance(_lookup(data, loc), dict):
+            lines.append(f"config error: {field}: {msg}")
+        elif not loc:
+            lines.append(f"config error: {msg}")
+        elif e["type"] == "extra_forbidden":
             lines.append(f"config error: unknown key {field!r} (check the spelling; see the recipe docs)")
         elif e["type"] == "missing":
             lines.append(f"config error: {field} is required")

@@ -1,0 +1,82 @@
+"""Pieces every control trainer shares: config sections, greedy evaluation, progress bar, checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from rlx.config import Section
+from rlx.control.envs import Backend, make_vec_env
+from rlx.control.networks import ValueLoss
+
+__all__ = ["EnvConfig", "QNetConfig", "EvalConfig", "evaluate", "progress", "save_torch_state", "load_torch_state"]
+
+
+class EnvConfig(Section):
+    id: str = Field("CartPole-v1", description="gymnasium environment id")
+    num_envs: int = Field(32, ge=1, le=4096, description="parallel environment copies")
+    backend: Backend = Field("gymnasium", description="'torch' (batched CartPole-v1 in torch) or 'gymnasium' (sync vector env)")
+
+
+class QNetConfig(Section):
+    hidden: list[int] = Field([64, 64], min_length=1, description="hidden layer widths of the Q-network MLP")
+    layer_norm: bool = Field(True, description="LayerNorm after every hidden linear layer (PQN's stabiliser)")
+    value_loss: ValueLoss = Field("mse", description="mse | huber | hl_gauss (histogram, Gaussian smoothing) | two_hot")
+    v_min: float = Field(0.0, description="lowest histogram bin edge (hl_gauss / two_hot only)")
+    v_max: float = Field(100.0, description="highest histogram bin edge (hl_gauss / two_hot only)")
+    num_bins: int = Field(51, ge=2, le=1001, description="histogram bins (hl_gauss / two_hot only)")
+    sigma_ratio: float = Field(0.75, gt=0, le=10, description="HL-Gauss sigma as a multiple of the bin width")
+
+
+class EvalConfig(Section):
+    every_steps: int = Field(5000, ge=1, description="greedy evaluation every this many env steps")
+    episodes: int = Field(10, ge=1, le=1000, description="greedy evaluation episodes (run in parallel)")
+    stop_at_return: float | None = Field(None, description="stop training once a greedy evaluation reaches this mean return (None: never)")
+    backend: Backend = Field("gymnasium", description="environment back-end used for evaluation (default: the real gymnasium env)")
+
+
+def evaluate(act: Callable[[torch.Tensor], torch.Tensor], env_id: str, episodes: int, seed: int,
+             backend: Backend = "gymnasium") -> np.ndarray:
+    """Run `episodes` episodes in parallel (one per env copy) with `act(obs [N, D]) -> actions`;
+    return their undiscounted returns [episodes]. Evaluation seeds are offset from training's."""
+    env = make_vec_env(env_id, episodes, seed + 10_000, backend)
+    obs = env.reset()
+    returns = np.zeros(episodes)
+    alive = np.ones(episodes, dtype=bool)
+    with torch.no_grad():
+        while alive.any():
+            out = env.step(act(obs))
+            returns += out.reward.numpy() * alive
+            alive &= ~(out.terminated | out.truncated).numpy()
+            obs = out.obs
+    env.close()
+    return returns
+
+
+@contextlib.contextmanager
+def progress(total: int, description: str) -> Iterator[Callable[[int, str], None]]:
+    """A rich progress bar over env (or gradient) steps; yields `update(completed, info_text)`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[info]}"), transient=False) as bar:
+        task = bar.add_task(description, total=total, info="")
+
+        def update(completed: int, info: str = "") -> None:
+            bar.update(task, completed=completed, info=info)
+
+        yield update
+
+
+def save_torch_state(path: Path, state: dict[str, Any]) -> None:
+    torch.save(state, path / "state.pt")
+
+
+def load_torch_state(path: Path) -> dict[str, Any]:
+    return torch.load(path / "state.pt", weights_only=False)

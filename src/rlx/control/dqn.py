@@ -1,0 +1,144 @@
+"""DQN baseline: replay buffer, target network, epsilon-greedy, optional double-Q.
+
+Paper: pqn (the baseline PQN is compared to). The schedule follows Stable-Baselines3's DQN so that
+the zoo's hyperparameters mean the same here: every `train_freq` env steps (per env copy) do
+`gradient_steps` minibatch updates; copy the online net into the target net every
+`target_update_interval` env steps. Targets r + gamma (1 - terminated) max_a Q_target(s', a) use
+the true successor state, so time-limit truncation bootstraps and termination does not.
+The value loss can be Huber (SB3's), MSE, HL-Gauss or two-hot (paper: hlgauss).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from rlx.config import ConfigError, Section
+from rlx.control.buffer import ReplayBuffer
+from rlx.control.common import EnvConfig, EvalConfig, QNetConfig, load_torch_state, progress, save_torch_state
+from rlx.control.envs import make_vec_env
+from rlx.control.online import EvalClock, linear_epsilon
+from rlx.control.pqn import build_q_network
+from rlx.rundir import RunDir
+from rlx.runtime import rng_state, seed_everything, set_rng_state, set_threads
+
+__all__ = ["Config", "run", "dqn_targets"]
+
+
+class Config(Section):
+    kind: Literal["dqn"] = Field("dqn", description="trainer: DQN")
+    seed: int = Field(0, ge=0, description="random seed")
+    env: EnvConfig = Field(EnvConfig(num_envs=1), description="training environments")
+    net: QNetConfig = Field(QNetConfig(hidden=[256, 256], layer_norm=False, value_loss="huber"), description="Q-network and value loss")
+    eval: EvalConfig = Field(EvalConfig(), description="greedy evaluation")
+    total_steps: int = Field(50_000, ge=1, description="environment steps (summed over copies)")
+    buffer_size: int = Field(100_000, ge=1, description="replay capacity (transitions)")
+    learning_starts: int = Field(1000, ge=0, description="env steps of pure exploration before learning")
+    batch_size: int = Field(64, ge=1, description="minibatch size")
+    train_freq: int = Field(256, ge=1, description="env steps (per copy) between training phases")
+    gradient_steps: int = Field(128, ge=1, description="gradient steps per training phase")
+    target_update_interval: int = Field(10, ge=1, description="env steps between target-network copies")
+    double_q: bool = Field(False, description="double DQN: online net picks a', target net values it")
+    gamma: float = Field(0.99, ge=0, le=1, description="discount")
+    lr: float = Field(2.3e-3, gt=0, le=1, description="Adam learning rate")
+    max_grad_norm: float = Field(10.0, gt=0, description="gradient norm clip")
+    eps_start: float = Field(1.0, ge=0, le=1, description="initial epsilon")
+    eps_end: float = Field(0.04, ge=0, le=1, description="final epsilon")
+    exploration_fraction: float = Field(0.16, gt=0, le=1, description="fraction of training over which epsilon decays")
+    threads: int = Field(1, ge=0, le=256, description="torch threads (0: min(2, cores))")
+    tensorboard: bool = Field(False, description="mirror metrics to TensorBoard (if installed)")
+    log_every: int = Field(1000, ge=1, description="log train/* every this many env steps")
+
+
+def dqn_targets(r_t: torch.Tensor, terminated_t: torch.Tensor, q_next_target: torch.Tensor,
+                q_next_online: torch.Tensor | None, gamma: float) -> torch.Tensor:
+    """y = r + gamma (1 - terminated) Q_target(s', a*), a* = argmax Q_target (or Q_online if double).
+
+    Shapes: r_t, terminated_t [B]; q_next_* [B, A] evaluated at the true successor state."""
+    if q_next_online is None:
+        v = q_next_target.max(1).values
+    else:
+        v = q_next_target.gather(1, q_next_online.argmax(1, keepdim=True)).squeeze(1)
+    return r_t + gamma * (1 - terminated_t) * v
+
+
+def run(cfg: Config, run: RunDir | None) -> dict:
+    seed_everything(cfg.seed)
+    set_threads(cfg.threads)
+    if run is not None and cfg.tensorboard:
+        run.enable_tensorboard()
+    env = make_vec_env(cfg.env.id, cfg.env.num_envs, cfg.seed, cfg.env.backend)
+    spec = env.spec
+    if not spec.discrete:
+        raise ConfigError(f"config error: env.id = {cfg.env.id!r}: DQN needs a discrete action space")
+    N, A = cfg.env.num_envs, spec.num_actions
+    q_net = build_q_network(spec.obs_dim, A, cfg.net)
+    target = copy.deepcopy(q_net).requires_grad_(False)
+    opt = torch.optim.Adam(q_net.parameters(), lr=cfg.lr)
+    buf = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps + N), spec.obs_dim)
+    clock = EvalClock(cfg.eval, cfg.env.id, cfg.seed, run)
+    it, num_iters = 0, max(1, cfg.total_steps // N)
+    if run is not None and run.resume and (ckpt := run.latest_checkpoint()) is not None:
+        state = load_torch_state(ckpt)
+        q_net.load_state_dict(state["q_net"])
+        target.load_state_dict(state["target"])
+        opt.load_state_dict(state["opt"])
+        buf.load_state_dict(state["buffer"])
+        set_rng_state(state["rng"])
+        it, clock.next_eval = state["iter"], state["next_eval"]
+        run.truncate_metrics(it * N)
+    target_every = max(1, cfg.target_update_interval // N)
+    obs = env.reset(cfg.seed)
+    loss = torch.zeros(())
+    metrics: dict[str, torch.Tensor] = {}
+
+    def act_greedy(o: torch.Tensor) -> torch.Tensor:
+        return q_net.q(o).argmax(1)
+
+    start = it
+    with progress(num_iters * N, "dqn") as bar:
+        for it in range(start, num_iters):
+            steps = (it + 1) * N
+            eps = linear_epsilon(it * N, cfg.total_steps, cfg.eps_start, cfg.eps_end, cfg.exploration_fraction)
+            with torch.no_grad():
+                if it * N < cfg.learning_starts:
+                    action = torch.randint(0, A, (N,))
+                else:
+                    action = torch.where(torch.rand(N) < eps, torch.randint(0, A, (N,)), act_greedy(obs))
+                out = env.step(action)
+            buf.add(obs, action, out.reward, out.final_obs, out.terminated)
+            obs = out.obs
+            if steps > cfg.learning_starts and (it + 1) % cfg.train_freq == 0:
+                for _ in range(cfg.gradient_steps):
+                    b = buf.sample(cfg.batch_size)
+                    with torch.no_grad():
+                        y = dqn_targets(b.rewards, b.terminated, target.q(b.next_obs),
+                                        q_net.q(b.next_obs) if cfg.double_q else None, cfg.gamma)
+                    out_sa = q_net(b.obs)[torch.arange(cfg.batch_size), b.actions]
+                    loss, metrics = q_net.head.loss(out_sa, y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
+                    opt.step()
+            if (it + 1) % target_every == 0:
+                target.load_state_dict(q_net.state_dict())
+            if run is not None and steps % cfg.log_every < N and metrics:
+                run.log(steps, {"train/loss": float(loss.detach()), "train/td_abs": float(metrics["td_abs"]),
+                                "train/epsilon": eps, "time/train_seconds": clock.elapsed()})
+            if clock.due(steps):
+                reached = clock.evaluate(steps, act_greedy)
+                bar(steps, f"eval {clock.last_mean:.1f}")
+                if reached:
+                    break
+    env.close()
+    steps = (it + 1) * N
+    if clock.steps_to_target is None and clock.last_step != steps:
+        clock.evaluate(steps, act_greedy)
+    if run is not None:
+        state = {"q_net": q_net.state_dict(), "target": target.state_dict(), "opt": opt.state_dict(),
+                 "buffer": buf.state_dict(), "rng": rng_state(), "iter": it + 1, "next_eval": clock.next_eval}
+        run.save_checkpoint(steps, lambda d: save_torch_state(d, state))
+    return {**clock.summary(), "env/steps": float(steps)}

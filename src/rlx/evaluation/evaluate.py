@@ -1,0 +1,57 @@
+"""Evaluate a policy on held-out problems: greedy accuracy and unbiased pass@k.
+
+    result = evaluate(engine, task, problems, EvalConfig(n=500, samples=8), tokenizer, seed=0)
+    result.metrics  # {"eval/accuracy": 0.41, "eval/pass@1": ..., "eval/pass@8": ...}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlx.evaluation.config import EvalConfig
+from rlx.evaluation.passk import pass_at_k_array, powers_of_two
+from rlx.rollout.base import SamplingParams
+from rlx.types import Problem
+
+__all__ = ["EvalResult", "evaluate"]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    metrics: dict[str, float]  # eval/accuracy, eval/format_rate, eval/pass@k ...
+    greedy_correct: np.ndarray  # [problems] bool
+    sample_correct: np.ndarray | None  # [problems] int, correct samples out of cfg.samples
+    completions: list[str]  # greedy completions, for inspection
+
+
+def _generate_scored(engine, task, tokenizer, problems: list[Problem], params: SamplingParams, seed: int,
+                     batch_size: int):
+    correct, parsed, texts = [], [], []
+    prompts = [task.prompt(p, tokenizer) for p in problems]
+    for start in range(0, len(problems), batch_size):
+        gen = engine.generate(prompts[start:start + batch_size], params, seed=seed + start)
+        batch = problems[start:start + batch_size]
+        for i, text in enumerate(gen.texts):
+            s = task.score(text, batch[i // params.n])
+            correct.append(s.correct)
+            parsed.append(s.parsed)
+            texts.append(text)
+    return np.array(correct, dtype=bool), np.array(parsed, dtype=bool), texts
+
+
+def evaluate(engine, task, problems: list[Problem], cfg: EvalConfig, tokenizer, seed: int = 0) -> EvalResult:
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=cfg.max_new_tokens, n=1)
+    correct, parsed, texts = _generate_scored(engine, task, tokenizer, problems, greedy, seed, cfg.batch_size)
+    metrics = {"eval/accuracy": float(correct.mean()), "eval/format_rate": float(parsed.mean())}
+    counts = None
+    if cfg.samples > 0:
+        params = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, n=cfg.samples)
+        per_call = max(1, cfg.batch_size // cfg.samples)
+        s_correct, _, _ = _generate_scored(engine, task, tokenizer, problems, params, seed + 1, per_call)
+        counts = s_correct.reshape(len(problems), cfg.samples).sum(axis=1)
+        ks = powers_of_two(cfg.samples)
+        scores = pass_at_k_array(cfg.samples, counts, ks).mean(axis=1)
+        metrics.update({f"eval/pass@{k}": float(v) for k, v in zip(ks, scores)})
+    return EvalResult(metrics, correct, counts, texts)

@@ -1,0 +1,59 @@
+"""Calibration data: token ids [N, T] + attention mask from an rlx task or from given ids/texts.
+
+Each calibration sequence is a task prompt followed by its reference completion (what the policy
+sees and produces), tokenized, truncated to `seq_len` and right-padded. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlx.config import ConfigError
+from rlx.quant.config import CalibConfig
+
+__all__ = ["calibration_from_texts", "calibration_from_task", "task_texts"]
+
+
+def calibration_from_texts(texts: list[str], tokenizer, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokenize texts -> (ids [N, T], mask [N, T]); T = min(seq_len, longest)."""
+    rows = []
+    for t in texts:
+        ids = tokenizer(t, add_special_tokens=False)["input_ids"]
+        if tokenizer.bos_token_id is not None:
+            ids = [tokenizer.bos_token_id] + ids
+        if tokenizer.eos_token_id is not None:
+            ids = ids + [tokenizer.eos_token_id]
+        rows.append(ids[:seq_len])
+    T = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(rows), T), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), T), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+def _make_task(name: str):
+    try:
+        from rlx.tasks import make_task
+        from rlx.tasks.config import TaskConfig  # noqa: F401  (discriminated union on name)
+        from pydantic import TypeAdapter
+    except ImportError as e:  # the tasks module is optional for quantizing from given ids
+        raise ConfigError(f"config error: calib.task = {name!r}: rlx.tasks is not available ({e})") from None
+    try:
+        cfg = TypeAdapter(TaskConfig).validate_python({"name": name})
+    except Exception:
+        raise ConfigError(f"config error: calib.task = {name!r}: unknown task") from None
+    return make_task(cfg)
+
+
+def task_texts(name: str, n: int, seed: int, tokenizer=None, heldout: bool = False) -> list[str]:
+    """Prompt + reference completion texts of `n` problems (training split, or the held-out set)."""
+    task = _make_task(name)
+    problems = task.heldout(n) if heldout else task.train_problems(n, seed=seed)
+    return [task.prompt(p, tokenizer) + task.reference_completion(p) for p in problems]
+
+
+def calibration_from_task(cfg: CalibConfig, tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
+    return calibration_from_texts(task_texts(cfg.task, cfg.n, cfg.seed, tokenizer), tokenizer, cfg.seq_len)

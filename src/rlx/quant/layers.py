@@ -1,0 +1,171 @@
+"""What a method produces for one Linear layer, and the hook plumbing methods share.
+
+A `LayerQuant` is enough to rebuild the layer's effective weight from integer codes:
+
+    W_hat = (hadamard?( dequant(codes) ) / col_scale[None, :] + B @ A) @ in_proj^T
+
+i.e. codes are of the transformed weight T(W) = (W * col_scale) @ H (H orthonormal Hadamard,
+symmetric, so H^T = H), plus an optional high-precision low-rank part B @ A (LQ-LoRA, LR-QAT,
+QLLM). Every piece is saved in `quant_codes.safetensors`, so a checkpoint can be verified.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from rlx.quant.core import IntSpec, QTensor
+from rlx.quant.hadamard import hadamard
+
+__all__ = ["LayerQuant", "find_linears", "group_by_block", "run_hooked", "spec_of", "swap_module", "lm_loss", "train_lm"]
+
+
+@dataclass
+class LayerQuant:
+    qt: QTensor
+    bits: int
+    col_scale: torch.Tensor | None = None  # [in] weights were multiplied by this before quantizing
+    hadamard: bool = False  # codes live in the Hadamard-rotated input basis
+    lr_a: torch.Tensor | None = None  # [r, in] low-rank factor
+    lr_b: torch.Tensor | None = None  # [out, r]
+    in_proj: torch.Tensor | None = None  # [in, in'] codes act on x @ in_proj (QLLM channel disassembly/assembly)
+
+    def weight(self) -> torch.Tensor:
+        """The effective float weight [out, in] this layer computes with."""
+        w = self.qt.dequantize()
+        if self.hadamard:
+            w = hadamard(w)
+        if self.col_scale is not None:
+            w = w / self.col_scale[None, :]
+        if self.lr_a is not None:
+            w = w + self.lr_b.float() @ self.lr_a.float()
+        if self.in_proj is not None:
+            w = w @ self.in_proj.float().T
+        return w
+
+    def tensors(self, name: str) -> dict[str, torch.Tensor]:
+        out = {f"{name}.codes": self.qt.codes.contiguous(), f"{name}.scale": self.qt.scale.contiguous(),
+               f"{name}.zero": self.qt.zero.contiguous()}
+        if self.qt.g_idx is not None:
+            out[f"{name}.g_idx"] = self.qt.g_idx.contiguous()
+        if self.col_scale is not None:
+            out[f"{name}.col_scale"] = self.col_scale.float().contiguous()
+        if self.lr_a is not None:
+            out[f"{name}.lr_a"] = self.lr_a.float().contiguous()
+            out[f"{name}.lr_b"] = self.lr_b.float().contiguous()
+        if self.in_proj is not None:
+            out[f"{name}.in_proj"] = self.in_proj.float().contiguous()
+        return out
+
+    def meta(self) -> dict:
+        return {"bits": self.bits, "group_size": self.qt.group_size, "hadamard": self.hadamard}
+
+    @classmethod
+    def from_tensors(cls, name: str, t: dict[str, torch.Tensor], meta: dict) -> "LayerQuant":
+        qt = QTensor(t[f"{name}.codes"], t[f"{name}.scale"], t[f"{name}.zero"], meta["group_size"],
+                     t.get(f"{name}.g_idx"))
+        return cls(qt, meta["bits"], t.get(f"{name}.col_scale"), meta["hadamard"],
+                   t.get(f"{name}.lr_a"), t.get(f"{name}.lr_b"), t.get(f"{name}.in_proj"))
+
+
+def spec_of(bits: int, group_size: int, symmetric: bool, in_features: int) -> IntSpec:
+    """IntSpec for a layer: group_size 0 or >= in_features means one scale per output channel."""
+    if group_size == 0 or group_size >= in_features:
+        return IntSpec(bits=bits, symmetric=symmetric, granularity="channel")
+    return IntSpec(bits=bits, symmetric=symmetric, granularity="group", group_size=group_size)
+
+
+def find_linears(model: nn.Module, skip: list[str]) -> dict[str, nn.Linear]:
+    """Every nn.Linear in forward order of registration, minus names containing a `skip` entry."""
+    return {n: m for n, m in model.named_modules()
+            if isinstance(m, nn.Linear) and not any(s in n for s in skip)}
+
+
+_BLOCK = re.compile(r"^(.*?\.layers\.\d+)\.")
+
+
+def group_by_block(names: list[str]) -> list[list[str]]:
+    """Group layer names by decoder block (`...layers.N.`), keeping order; others stand alone."""
+    groups: list[list[str]] = []
+    last = None
+    for n in names:
+        m = _BLOCK.match(n)
+        key = m.group(1) if m else n
+        if key != last:
+            groups.append([])
+            last = key
+        groups[-1].append(n)
+    return groups
+
+
+@torch.no_grad()
+def run_hooked(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, modules: dict[str, nn.Module],
+               fn: Callable[[str, torch.Tensor, int, int], None], batch_size: int = 32,
+               stop_after: nn.Module | None = None) -> None:
+    """Forward the calibration set and call fn(name, input [B, T, in], batch_start, batch_end) per module.
+
+    ids, mask: [N, T]. Padding positions are zeroed in the input given to fn (they add nothing to
+    second-order statistics); fn gets the batch slice so it can look up per-token weights.
+    """
+    state: dict[str, tuple[int, int]] = {}
+    current_mask: dict[str, torch.Tensor] = {}
+
+    def make_hook(name):
+        def hook(mod, inputs):
+            x = inputs[0].detach().float()
+            m = current_mask["m"].to(x.dtype)
+            fn(name, x * m[..., None], *state["b"])
+        return hook
+
+    handles = [m.register_forward_pre_hook(make_hook(n)) for n, m in modules.items()]
+    try:
+        for s in range(0, ids.shape[0], batch_size):
+            e = min(s + batch_size, ids.shape[0])
+            state["b"] = (s, e)
+            current_mask["m"] = mask[s:e]
+            model(input_ids=ids[s:e], attention_mask=mask[s:e])
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def swap_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Replace the submodule at dotted `name` with `new`."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def lm_loss(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over real (mask = 1) target tokens."""
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    tgt = ids[:, 1:]
+    m = mask[:, 1:].float()
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), reduction="none")
+    return (ce * m.reshape(-1)).sum() / m.sum().clamp_min(1)
+
+
+def train_lm(model: nn.Module, params: list[torch.nn.Parameter], calib, steps: int, lr: float,
+             batch_size: int, seed: int) -> list[float]:
+    """A few Adam steps of next-token loss on calibration sequences (QAT / adapter training). Returns losses."""
+    ids, mask = calib
+    if steps == 0 or not params:
+        return []
+    opt = torch.optim.Adam(params, lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    was = model.training
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, ids.shape[0], (min(batch_size, ids.shape[0]),), generator=g)
+        loss = lm_loss(model, ids[idx], mask[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    model.train(was)
+    return losses

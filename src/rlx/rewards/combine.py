@@ -1,0 +1,26 @@
+"""Combine verifier outcomes into a `Score` with the weights and noise of a RewardConfig."""
+
+from __future__ import annotations
+
+from rlx.rewards.config import RewardConfig
+from rlx.rewards.noise import flip_reward, random_reward
+from rlx.tasks.base import Score
+
+__all__ = ["combine"]
+
+
+def combine(
+    cfg: RewardConfig, *, correct: bool, parsed: bool, format_ok: bool, problem_id: str, completion: str
+) -> Score:
+    """reward = cfg.correct * c + cfg.format * f, where c is the (possibly noisy) correctness.
+
+    parts: {"correct": c, "format": f}; `Score.correct` is the true verdict.
+    """
+    c = 1.0 if correct else 0.0
+    if cfg.noise == "random":
+        c = random_reward(cfg.noise_p, cfg.noise_seed, problem_id, completion)
+    elif cfg.noise == "flip":
+        c = flip_reward(correct, cfg.noise_p, cfg.noise_seed, problem_id, completion)
+    f = 1.0 if format_ok else 0.0
+    reward = cfg.correct * c + cfg.format * f
+    return Score(reward=reward, correct=bool(correct), parsed=bool(parsed), parts={"correct": c, "format": f})

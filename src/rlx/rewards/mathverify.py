@@ -1,0 +1,46 @@
+"""Math-answer equivalence through the `math_verify` package, wrapped so it never raises.
+
+`math_verify` guards its sympy work with `signal.alarm`, which only works in the main thread. We
+pass its timeouts there; in other threads we disable them (math_verify would refuse otherwise) and
+rely on the input size cap instead. Every exception, math_verify's own `TimeoutException` (a
+BaseException) included, scores False.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+__all__ = ["math_equal", "MAX_CHARS"]
+
+MAX_CHARS = 2000  # longer answers are not compared (sympy cost grows quickly with size)
+
+logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+
+def _wrap(s: str) -> str:
+    return s if "$" in s or "\\boxed" in s else f"${s}$"
+
+
+def math_equal(pred: object, gold: object, timeout_s: int = 5) -> bool:
+    """True when `pred` and `gold` are mathematically equivalent answers (e.g. "0.5" vs "\\frac{1}{2}")."""
+    if not isinstance(pred, str) or not isinstance(gold, str):
+        return False
+    pred, gold = pred.strip(), gold.strip()
+    if not pred or not gold or len(pred) > MAX_CHARS or len(gold) > MAX_CHARS:
+        return False
+    try:
+        from math_verify import parse, verify
+        from math_verify.errors import TimeoutException
+    except Exception:  # pragma: no cover - math-verify is a hard dependency
+        return False
+    main = threading.current_thread() is threading.main_thread()
+    t = timeout_s if main else None
+    try:
+        g = parse(_wrap(gold), parsing_timeout=t)
+        p = parse(_wrap(pred), parsing_timeout=t)
+        if not g or not p:
+            return False
+        return bool(verify(g, p, timeout_seconds=t))
+    except (Exception, TimeoutException):
+        return False

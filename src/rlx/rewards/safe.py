@@ -1,0 +1,73 @@
+"""Running user reward functions safely inside the training loop.
+
+    errors = RewardErrors()
+    for completion, problem in pairs:
+        score, err = safe_score(my_reward, completion, problem)
+        if err is not None and errors.record(err):
+            log.warning("reward function failed (logged once per distinct failure):\\n%s", err)
+    run.log(step, {**errors.metrics(), ...})     # rollout/reward_errors
+
+A failing call scores 0 (`parsed=False`) and the training run goes on. A function may return a
+`Score`, a bool, or a finite number; anything else is a failure too.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from typing import Any, Callable
+
+from rlx.tasks.base import Score
+
+__all__ = ["safe_score", "RewardErrors", "ZERO"]
+
+ZERO = Score(reward=0.0, correct=False, parsed=False, parts={})
+
+
+def _as_score(value: Any) -> Score:
+    if isinstance(value, Score):
+        if not math.isfinite(value.reward):
+            raise ValueError(f"reward function returned a non-finite reward {value.reward!r}")
+        return value
+    if isinstance(value, bool):
+        return Score(reward=float(value), correct=value, parsed=True, parts={"reward": float(value)})
+    if isinstance(value, (int, float)):
+        r = float(value)
+        if not math.isfinite(r):
+            raise ValueError(f"reward function returned a non-finite reward {value!r}")
+        return Score(reward=r, correct=r > 0, parsed=True, parts={"reward": r})
+    raise TypeError(f"reward function must return a Score, bool or number, got {type(value).__name__}")
+
+
+def safe_score(fn: Callable[[str, Any], Any], completion: str, problem: Any) -> tuple[Score, str | None]:
+    """Call `fn(completion, problem)`; on any exception return (zero score, traceback text)."""
+    try:
+        return _as_score(fn(completion, problem)), None
+    except Exception:
+        return ZERO, traceback.format_exc()
+
+
+def _failure_key(error_text: str) -> str:
+    """Traceback frames plus the exception type, without the message (it often holds the input)."""
+    lines = error_text.rstrip().splitlines()
+    if not lines:
+        return ""
+    return "\n".join(lines[:-1] + [lines[-1].split(":", 1)[0]])
+
+
+class RewardErrors:
+    """Counts reward-function failures; `record` is True the first time a distinct failure is seen."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seen: dict[str, int] = {}
+
+    def record(self, error_text: str) -> bool:
+        self.count += 1
+        key = _failure_key(error_text)
+        first = key not in self.seen
+        self.seen[key] = self.seen.get(key, 0) + 1
+        return first
+
+    def metrics(self) -> dict[str, float]:
+        return {"rollout/reward_errors": float(self.count), "rollout/reward_error_kinds": float(len(self.seen))}

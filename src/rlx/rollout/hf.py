@@ -1,0 +1,280 @@
+"""Batched sampling with a KV cache over any Hugging Face causal LM, on CPU or CUDA.
+
+Our own decode loop over the model's forward:
+
+1. tokenize the B distinct prompts once (left-padded), prefill them once with their attention mask
+   and position ids `cumsum(mask) - 1` (so left padding does not shift positions), keeping only the
+   last position's logits;
+2. repeat the KV cache and the last logits `n` times (rows of one prompt contiguous), so a group of
+   G samples costs one prefill, not G;
+3. one token per step: sample all N rows at once, feed the N new tokens with the cache; finished
+   rows keep the batch shape (their tokens are padding, mask False, logprob 0) and the loop ends as
+   soon as every row is finished;
+4. decode the texts once at the end.
+
+Logprobs are those of the distribution each token was sampled from (see `SamplingParams`): at
+temperature 1 with no top-k/top-p they equal a teacher-forced forward pass of the same model to
+float rounding (tests/rollout/test_hf_logprobs.py checks 1e-5), which is what makes rollout/trainer
+mismatch metrics meaningful.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from rlx.config import ConfigError
+from rlx.rollout.base import SamplingParams
+from rlx.rollout.fast import LeanDecoder, fast_path_blocker
+from rlx.types import Generation
+
+__all__ = ["HFEngine", "sample_tokens", "truncate_logits"]
+
+
+def truncate_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """Set to -inf every logit outside the top-k set, then outside the top-p nucleus.  [N, V] -> [N, V]
+
+    top-k keeps tokens whose logit is >= the k-th largest (ties at the boundary are all kept).
+    top-p keeps, in order of decreasing probability, each token whose preceding mass is < top_p,
+    so the most likely token is always kept and the kept mass is >= top_p.
+    """
+    vocab = logits.shape[-1]
+    if 0 < top_k < vocab:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        before = probs.cumsum(-1) - probs  # mass strictly before each token in sorted order
+        drop_sorted = before >= top_p
+        drop = torch.empty_like(drop_sorted).scatter_(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample_tokens(
+    logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row and its logprob under the sampling distribution.  [N, V] -> ([N] long, [N] f32)
+
+    greedy (temperature 0): argmax, logprob from log_softmax(logits) (untempered).
+    otherwise: x = truncate(logits / temperature); token ~ softmax(x); logprob = log_softmax(x)[token].
+    """
+    logits = logits.float()
+    if params.greedy:
+        logp = logits.log_softmax(-1)
+        tok = logp.argmax(-1)
+    else:
+        if params.temperature != 1.0:
+            logits = logits / params.temperature
+        logits = truncate_logits(logits, params.top_k, params.top_p)
+        logp = logits.log_softmax(-1)
+        tok = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+    return tok, logp.gather(1, tok.unsqueeze(1)).squeeze(1)
+
+
+class _StopStrings:
+    """Incremental stop-string detection without a tokenizer call per step.
+
+    Each token id maps to its own decoded string (a table built once per engine); a row's text is the
+    concatenation. This equals the true decoding for character and byte-level-with-whole-characters
+    tokens; for tokens that decode differently in context (partial UTF-8 bytes, SentencePiece's
+    leading space) a stop string may be seen one token late; the final texts always use the real
+    decoder and are cut at the first stop string.
+    """
+
+    def __init__(self, table: list[str], stops: list[str], rows: int):
+        self.table, self.stops = table, stops
+        self.longest = max(len(s) for s in stops)
+        self.texts = [""] * rows
+
+    def update(self, rows: list[int], toks: list[int]) -> list[int]:
+        """Append one token to each active row; return the rows that now contain a stop string."""
+        hit = []
+        for i in rows:
+            piece = self.table[toks[i]] if toks[i] < len(self.table) else ""
+            text = self.texts[i] + piece
+            self.texts[i] = text
+            tail = text[-(len(piece) + self.longest - 1):] if piece else ""
+            if tail and any(s in tail for s in self.stops):
+                hit.append(i)
+        return hit
+
+
+def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class HFEngine:
+    """The `hf` rollout engine: shares the trainer's module, so `sync_weights` is a pointer swap."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer, eos_token_ids: list[int] | None = None,
+                 fast: bool = True):
+        self.model = model
+        self.fast = fast  # use rlx.rollout.fast.LeanDecoder where it is exact (Llama/Qwen2, plain Linear)
+        self.tokenizer = tokenizer
+        if eos_token_ids is None:
+            eos_token_ids = _eos_ids(model, tokenizer)
+        if not eos_token_ids:
+            raise ConfigError("config error: eos_token_ids: the tokenizer has no EOS token; pass eos_token_ids")
+        self.eos_token_ids = sorted(set(eos_token_ids))
+        pad = tokenizer.pad_token_id
+        self.pad_token_id = int(pad if pad is not None else self.eos_token_ids[0])
+        # transformers >= 5 names the KV-cache argument `cache`; older versions `past_key_values`
+        self._cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._token_strings: list[str] | None = None
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    def generate(self, prompts: list[str], params: SamplingParams, seed: int) -> Generation:
+        if not prompts:
+            raise ConfigError("config error: prompts: need at least one prompt")
+        tok = self.tokenizer
+        enc = tok(list(prompts), padding=True, return_tensors="pt", padding_side="left")
+        device = next(self.model.parameters()).device
+        ids = enc["input_ids"].to(device)  # [B, P]
+        mask = enc["attention_mask"].to(device).bool()  # [B, P]
+        empty = (~mask.any(-1)).nonzero()
+        if len(empty):
+            raise ConfigError(f"config error: prompts[{int(empty[0])}] is empty after tokenization")
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is not None and ids.shape[1] + params.max_new_tokens > limit:
+            raise ConfigError(
+                f"config error: max_new_tokens = {params.max_new_tokens}: prompt length {ids.shape[1]} + "
+                f"max_new_tokens exceeds the model's max_position_embeddings {limit}"
+            )
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                comp, comp_mask, logprobs, stopped = self._decode(ids, mask, params, generator)
+        finally:
+            self.model.train(was_training)
+        n = params.n
+        prompt_ids = ids.repeat_interleave(n, 0)
+        prompt_mask = mask.repeat_interleave(n, 0)
+        texts, reasons = self._texts(comp, comp_mask, stopped, params.stop)
+        return Generation(
+            prompt_ids=prompt_ids,
+            prompt_mask=prompt_mask,
+            completion_ids=comp,
+            completion_mask=comp_mask,
+            logprobs=logprobs,
+            finish_reasons=reasons,
+            texts=texts,
+        )
+
+    # -- the decode loop -------------------------------------------------------------------------
+
+    def _decode(self, ids, mask, params: SamplingParams, generator):
+        n, t_max = params.n, params.max_new_tokens
+        b, p = ids.shape
+        rows = b * n
+        device = ids.device
+        if self.fast and fast_path_blocker(self.model) is None:
+            fwd = LeanDecoder(self.model, rows, p + t_max)
+        else:
+            fwd = _HFForward(self.model, self._cache_kw)
+        logits = fwd.prefill(ids, mask, n)  # [N, V]: one prefill per distinct prompt, shared by its group
+        key_mask = torch.ones(rows, p + t_max, dtype=torch.bool, device=device)  # [N, P + T]
+        key_mask[:, :p] = mask.repeat_interleave(n, 0)
+        next_pos = mask.sum(-1, keepdim=True).repeat_interleave(n, 0)  # [N, 1] first completion position
+
+        tokens = torch.full((rows, t_max), self.pad_token_id, dtype=torch.long, device=device)  # [N, T]
+        logprobs = torch.zeros(rows, t_max, dtype=torch.float32, device=device)  # [N, T]
+        live = torch.zeros(rows, t_max, dtype=torch.bool, device=device)  # [N, T] completion_mask
+        done = torch.zeros(rows, dtype=torch.bool, device=device)  # [N]
+        stopped = torch.zeros(rows, dtype=torch.bool, device=device)  # [N] by stop string
+        eos = torch.tensor(self.eos_token_ids, device=device)
+        pad = torch.full((rows,), self.pad_token_id, dtype=torch.long, device=device)
+        stops = _StopStrings(self._table(), params.stop, rows) if params.stop else None
+        active = list(range(rows))
+        steps = 0
+        for t in range(t_max):
+            tok, lp = sample_tokens(logits, params, generator)
+            tok = torch.where(done, pad, tok)
+            tokens[:, t] = tok
+            logprobs[:, t] = lp.masked_fill(done, 0.0)
+            live[:, t] = ~done
+            done = done | torch.isin(tok, eos)
+            steps = t + 1
+            if stops is not None:
+                toks = tok.tolist()
+                hit = stops.update(active, toks)
+                if hit:
+                    idx = torch.tensor(hit, device=device)
+                    stopped[idx] = True
+                    done[idx] = True
+                eos_set = set(self.eos_token_ids)
+                hit_set = set(hit)
+                active = [i for i in active if i not in hit_set and toks[i] not in eos_set]
+            if t == t_max - 1 or bool(done.all()):
+                break
+            logits = fwd.step(tok, next_pos + t, key_mask[:, : p + t + 1], p + t)
+        return tokens[:, :steps], live[:, :steps], logprobs[:, :steps], stopped
+
+    # -- texts -----------------------------------------------------------------------------------
+
+    def _table(self) -> list[str]:
+        if self._token_strings is None:
+            size = len(self.tokenizer)
+            self._token_strings = self.tokenizer.batch_decode([[i] for i in range(size)], skip_special_tokens=True)
+        return self._token_strings
+
+    def _texts(self, comp, comp_mask, stopped, stops: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        lengths = comp_mask.sum(-1).tolist()
+        rows = [r[:k] for r, k in zip(comp.tolist(), lengths)]
+        raw = self.tokenizer.batch_decode(rows, skip_special_tokens=True)
+        eos_set = set(self.eos_token_ids)
+        texts, reasons = [], []
+        for r, text, by_stop in zip(rows, raw, stopped.tolist()):
+            cut = False
+            if stops:
+                text, cut = _cut_at_stop(text, stops)
+            ended = by_stop or cut or (len(r) > 0 and r[-1] in eos_set)
+            texts.append(text)
+            reasons.append("stop" if ended else "length")
+        return tuple(texts), tuple(reasons)
+
+
+class _HFForward:
+    """The generic path: the model's own forward with a transformers DynamicCache."""
+
+    def __init__(self, model, cache_kw: str):
+        from transformers import DynamicCache
+
+        self.model, self.cache_kw = model, cache_kw
+        self.cache = DynamicCache(config=model.config)
+
+    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, n: int) -> torch.Tensor:
+        positions = (mask.long().cumsum(-1) - 1).clamp_(min=0)  # left padding does not shift positions
+        out = self.model(input_ids=ids, attention_mask=mask.long(), position_ids=positions, use_cache=True,
+                         logits_to_keep=1, **{self.cache_kw: self.cache})
+        logits = out.logits[:, -1]  # [B, V]
+        if n > 1:
+            self.cache.batch_repeat_interleave(n)
+            logits = logits.repeat_interleave(n, 0)
+        return logits
+
+    def step(self, tokens: torch.Tensor, positions: torch.Tensor, key_mask: torch.Tensor, start: int) -> torch.Tensor:
+        out = self.model(input_ids=tokens.unsqueeze(1), attention_mask=key_mask.long(), position_ids=positions,
+                         use_cache=True, **{self.cache_kw: self.cache})
+        return out.logits[:, -1]
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    ids: list[int] = []
+    if tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    gen_cfg = getattr(model, "generation_config", None)
+    extra = gen_cfg.eos_token_id if gen_cfg is not None else None
+    if isinstance(extra, int):
+        ids.append(extra)
+    elif extra is not None:
+        ids.extend(int(i) for i in extra)
+    return ids

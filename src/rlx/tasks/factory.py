@@ -1,0 +1,22 @@
+"""make_task: build the task a config names (the one place that maps config -> task class)."""
+
+from __future__ import annotations
+
+from rlx.tasks.arithmetic import ArithmeticTask
+from rlx.tasks.common import VerifiableTask
+from rlx.tasks.config import ArithmeticConfig, CountdownConfig, MathConfig, TaskBase
+from rlx.tasks.countdown import CountdownTask
+from rlx.tasks.mathdata import MathTask
+
+__all__ = ["make_task"]
+
+
+def make_task(cfg: TaskBase) -> VerifiableTask:
+    """The task for `cfg`; raises ConfigError for unusable settings (missing data, bad template)."""
+    if isinstance(cfg, ArithmeticConfig):
+        return ArithmeticTask(cfg)
+    if isinstance(cfg, CountdownConfig):
+        return CountdownTask(cfg)
+    if isinstance(cfg, MathConfig):
+        return MathTask(cfg)
+    raise TypeError(f"no task for config type {type(cfg).__name__}")

@@ -1,0 +1,41 @@
+"""Optimizer and learning-rate schedule shared by the trainers."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from rlx.config import Section
+
+__all__ = ["OptimConfig", "make_optimizer"]
+
+
+class OptimConfig(Section):
+    """AdamW with linear warmup and constant or cosine decay."""
+
+    lr: float = Field(1e-3, gt=0, le=1.0, description="peak learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="decoupled weight decay")
+    betas: tuple[float, float] = Field((0.9, 0.95), description="Adam betas")
+    eps: float = Field(1e-8, gt=0, description="Adam epsilon")
+    warmup_steps: int = Field(0, ge=0, description="linear warmup steps")
+    schedule: Literal["constant", "cosine"] = Field("constant", description="decay after warmup")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor as a fraction of lr")
+    grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 disables clipping")
+
+
+def make_optimizer(params, cfg: OptimConfig, total_steps: int):
+    """(optimizer, scheduler) for `total_steps` optimizer steps."""
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+    def factor(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)

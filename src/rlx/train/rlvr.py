@@ -1,0 +1,195 @@
+"""RL with verifiable rewards (`rlx train RECIPE` with `kind: rlvr`): GRPO and its family.
+
+One step, top to bottom, each stage timed into `time/<stage>`:
+
+    rollout     sample B prompts, G completions each, verify (never raising), select groups
+    logprobs    old log-probs (skipped when exactly on-policy), reference log-probs (KL / ACE)
+    advantages  reward shaping, then the configured estimator (GRPO, Dr.GRPO, RLOO, REINFORCE++, GAE)
+    update      mu epochs x minibatches x micro-batches of the configured loss + aggregation
+    sync        push weights to the rollout engine (a no-op for the in-process hf engine)
+    eval        held-out greedy accuracy every `eval.every` steps, and before/after the run
+
+Departures from the papers: the default tiny recipe trains without a KL term and without a
+reference model (as DAPO and Dr.GRPO argue); rollouts and training share one process on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from contextlib import contextmanager
+
+import torch
+
+from rlx.evaluation.evaluate import evaluate
+from rlx.models import load_policy, save_model
+from rlx.objectives.build import build_objective
+from rlx.rewards.safe import RewardErrors
+from rlx.rollout import make_engine
+from rlx.runtime import pick_device, seed_everything, set_threads
+from rlx.rundir import RunDir
+from rlx.tasks import make_task
+from rlx.train.checkpoint import read_training_state, write_training_state
+from rlx.train.collect import collect
+from rlx.train.logprobs import sequence_logprobs
+from rlx.train.optim import make_optimizer
+from rlx.train.progress import fmt_metrics, progress_bar
+from rlx.train.rlvr_config import Config
+from rlx.train.update import Prepared, update
+
+__all__ = ["Config", "run"]
+
+_RENAME = {"train/mismatch/kl_k3": "rollout/mismatch_kl", "train/mismatch/ratio_max": "rollout/max_importance_ratio"}
+
+
+class StageTimer:
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t0 = time.perf_counter()
+        yield
+        self.times[f"time/{stage}"] = self.times.get(f"time/{stage}", 0.0) + time.perf_counter() - t0
+
+
+def _wrap_lora(model, cfg):
+    from peft import LoraConfig as PeftLora, get_peft_model
+
+    lc = cfg.model.lora
+    return get_peft_model(model, PeftLora(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
+                                          target_modules=list(lc.target_modules), task_type="CAUSAL_LM"))
+
+
+@torch.no_grad()
+def _score(model, batch, value_head=None):
+    return sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.response_mask,
+                             value_head=value_head)
+
+
+def run(cfg: Config, run: RunDir) -> dict:
+    set_threads(cfg.model.threads)
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.model.device)
+    task = make_task(cfg.task)
+    model, tokenizer = load_policy(cfg.model, seed=cfg.seed)
+    objective = build_objective(cfg.objective, max_new_tokens=cfg.rollout.max_new_tokens)
+    ref_model = None
+    if objective.needs_ref and cfg.model.lora is None:
+        ref_model = copy.deepcopy(model).to(device).eval().requires_grad_(False)
+    if cfg.model.lora is not None:
+        model = _wrap_lora(model, cfg)
+    model.to(device)
+    value_head = None
+    if objective.needs_values:
+        torch.manual_seed(cfg.seed)
+        value_head = torch.nn.Linear(model.config.hidden_size, 1).to(device)
+    params = [p for p in model.parameters() if p.requires_grad] + (list(value_head.parameters()) if value_head else [])
+    t = cfg.train
+    opt, sched = make_optimizer(params, t.optim, t.steps * t.epochs * t.minibatches)
+    engine_kwargs = {"gpu_memory_utilization": cfg.rollout.gpu_memory_utilization} if cfg.rollout.engine == "vllm" else {}
+    engine = make_engine(cfg.rollout.engine, model, tokenizer, **engine_kwargs)
+    heldout = task.heldout(cfg.eval.n)
+    errors = RewardErrors()
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    start, summary = 0, {}
+    ckpt = run.latest_checkpoint() if run.resume else None
+    if ckpt is not None:
+        start, extra = read_training_state(ckpt, model, opt, sched)
+        summary, errors.count = extra["summary"], extra["reward_errors"]
+        gen.set_state(extra["generator"])
+        if value_head is not None:
+            value_head.load_state_dict(extra["value_head"])
+        engine.sync_weights(model)
+        run.truncate_metrics(start)
+    elif run.resume:
+        raise FileNotFoundError(f"--resume: no checkpoint in {run.checkpoint_dir}")
+    if not summary:
+        model.eval()
+        before = evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics
+        summary = {"eval/accuracy_before": before["eval/accuracy"]}
+        summary.update({k.replace("eval/", "eval/before/"): v for k, v in before.items() if "pass@" in k})
+        run.log(0, before)
+
+    def save(step: int) -> None:
+        extra = {"summary": summary, "reward_errors": errors.count, "generator": gen.get_state(),
+                 "value_head": value_head.state_dict() if value_head is not None else None}
+        run.save_checkpoint(step, lambda d: write_training_state(d, model, tokenizer, opt, sched, step, extra))
+
+    t_run = time.perf_counter()
+    metrics: dict[str, float] = {}
+    with progress_bar("rlvr") as bar:
+        job = bar.add_task("rlvr", total=t.steps, completed=start, info="")
+        for step in range(start + 1, t.steps + 1):
+            timer = StageTimer()
+            model.eval()
+            with timer("rollout"):
+                collected = collect(engine, task, tokenizer, cfg.rollout, cfg.objective,
+                                    seed=cfg.seed * 1_000_003 + step, errors=errors)
+            metrics = dict(collected.metrics)
+            batch = collected.batch
+            if batch is not None:
+                batch = _to(batch, device)
+                on_policy = t.epochs == 1 and t.minibatches == 1 and value_head is None
+                with timer("logprobs"):
+                    old = ref = old_values = None
+                    if not on_policy or objective.cfg.kl_placement == "reward" or objective.cfg.ace_alpha > 0:
+                        old, _, old_values = _score(model, batch, value_head)
+                    if objective.needs_ref:
+                        if ref_model is not None:
+                            ref = _score(ref_model, batch)[0]
+                        else:
+                            with model.disable_adapter():
+                                ref = _score(model, batch)[0]
+                with timer("advantages"):
+                    rewards, m = objective.shape_rewards(batch.rewards.to(device), batch.response_mask)
+                    adv, am = objective.advantages(rewards, batch.response_mask, batch.group_size,
+                                                   old_logprobs=old, ref_logprobs=ref, values=old_values)
+                    metrics.update({f"train/{k}": float(v) for k, v in {**m, **am}.items()})
+                with timer("update"):
+                    model.train()
+                    prepared = Prepared(batch, adv.advantages, old, ref, old_values, adv.returns)
+                    um = update(model, objective, prepared, opt, sched, epochs=t.epochs, minibatches=t.minibatches,
+                                micro_batch_size=t.micro_batch_size, grad_clip=t.optim.grad_clip, generator=gen,
+                                value_head=value_head)
+                    metrics.update({_RENAME.get(k, k): v for k, v in um.items()})
+                    metrics["train/lr"] = sched.get_last_lr()[0]
+                with timer("sync"):
+                    engine.sync_weights(model)
+            else:
+                metrics["train/skipped_step"] = 1.0
+            if cfg.eval.every and step % cfg.eval.every == 0 and step < t.steps:
+                with timer("eval"):
+                    model.eval()
+                    metrics.update(evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics)
+            metrics.update(timer.times)
+            metrics["time/step"] = sum(timer.times.values())
+            if step % t.log_every == 0 or "eval/accuracy" in metrics:
+                run.log(step, metrics)
+            if t.checkpoint_every and step % t.checkpoint_every == 0 and step < t.steps:
+                save(step)
+            bar.update(job, advance=1, info=fmt_metrics(metrics, {"rollout/reward_mean": "reward",
+                                                                  "rollout/accuracy": "acc",
+                                                                  "eval/accuracy": "heldout"}))
+
+    model.eval()
+    final = evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics
+    run.log(t.steps, final)
+    save(t.steps)
+    export = model.merge_and_unload() if cfg.model.lora is not None else model
+    save_model(export, tokenizer, run.path / "model")
+    summary.update(final)
+    summary.update({"time/train_seconds": time.perf_counter() - t_run, "train/steps": t.steps,
+                    "rollout/reward_errors": float(errors.count)})
+    return summary
+
+
+def _to(batch, device):
+    if batch.completion_ids.device == device:
+        return batch
+    from dataclasses import replace
+
+    fields = ("prompt_ids", "prompt_mask", "completion_ids", "response_mask", "rollout_logprobs", "rewards",
+              "correct", "group_index")
+    return replace(batch, **{f: getattr(batch, f).to(device) for f in fields})

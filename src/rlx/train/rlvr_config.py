@@ -1,0 +1,64 @@
+"""Config of the RLVR loop (`kind: rlvr`). Every field documents itself; see recipes/arith_grpo.yaml."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from rlx.config import Section
+from rlx.evaluation.config import EvalConfig
+from rlx.models import ModelConfig
+from rlx.objectives.config import ObjectiveConfig
+from rlx.tasks import TaskConfig
+from rlx.train.optim import OptimConfig
+
+__all__ = ["RolloutConfig", "RLTrainConfig", "Config"]
+
+
+class RolloutConfig(Section):
+    """How completions are sampled each step."""
+
+    engine: Literal["hf", "vllm"] = Field("hf", description="hf: in-process (CPU/GPU); vllm: GPU engine")
+    prompts_per_step: int = Field(8, ge=1, description="B: prompts sampled per step")
+    group_size: int = Field(8, ge=1, description="G: completions per prompt")
+    temperature: float = Field(1.0, gt=0, le=10, description="sampling temperature")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
+    top_k: int = Field(0, ge=0, description="top-k sampling (0: off)")
+    max_new_tokens: int = Field(8, ge=1, le=65536, description="completion length limit")
+    stop: list[str] = Field(default_factory=list, description="stop strings (EOS always stops)")
+    gpu_memory_utilization: float = Field(0.5, gt=0, le=1, description="vllm only: share of GPU memory")
+
+
+class RLTrainConfig(Section):
+    """The update: mu epochs over minibatches, gradient accumulation over micro-batches."""
+
+    steps: int = Field(100, ge=1, description="RL steps (each: rollout, score, update)")
+    epochs: int = Field(1, ge=1, le=64, description="mu: passes over each step's batch")
+    minibatches: int = Field(1, ge=1, description="optimizer steps per epoch (batch split evenly)")
+    micro_batch_size: int = Field(64, ge=1, description="sequences per forward/backward (gradient accumulation)")
+    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=1e-5), description="optimizer")
+    log_every: int = Field(1, ge=1, description="write metrics every this many steps")
+    checkpoint_every: int = Field(25, ge=0, description="checkpoint every this many steps (0: only at the end)")
+    precision_flow: Literal["none", "fp8_rollout", "fp8_unified"] = Field(
+        "none", description="paper jetrl: fp8 fake-quant in rollouts only, or in rollouts and training forward")
+
+
+class Config(Section):
+    kind: Literal["rlvr"] = Field("rlvr", description="trainer")
+    seed: int = Field(0, ge=0, description="seed for init, data and sampling")
+    model: ModelConfig = Field(description="policy to train (and reference, when KL is on)")
+    task: TaskConfig = Field(description="where problems come from and how they are scored")
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="sampling")
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig, description="advantages, loss, KL")
+    train: RLTrainConfig = Field(default_factory=RLTrainConfig, description="update loop")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="held-out evaluation")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Config":
+        n = self.rollout.prompts_per_step * self.rollout.group_size
+        if n % self.train.minibatches:
+            raise ValueError(f"train.minibatches ({self.train.minibatches}) must divide prompts_per_step x group_size ({n})")
+        if self.rollout.group_size < 2:
+            raise ValueError("rollout.group_size must be >= 2 for group-relative advantages")
+        return self

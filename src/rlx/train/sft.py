@@ -1,0 +1,141 @@
+"""Supervised fine-tuning on task generators or datasets (`rlx sft RECIPE`).
+
+Each step draws `batch_size` training problems from the task with a seed derived from
+(run seed, step), so the data stream is a pure function of the step and resume is exact.
+Loss is next-token cross-entropy on the completion (reference answer + EOS) only; the prompt is
+context. Held-out greedy accuracy is measured before training, every `eval.every` steps, and at
+the end; the final model is written to OUT/model in Hugging Face format.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from rlx.config import Section
+from rlx.evaluation.config import EvalConfig
+from rlx.evaluation.evaluate import evaluate
+from rlx.models import ModelConfig, load_policy, save_model
+from rlx.rollout import make_engine
+from rlx.runtime import pick_device, seed_everything, set_threads
+from rlx.rundir import RunDir
+from rlx.tasks import TaskConfig, make_task
+from rlx.train.checkpoint import read_training_state, write_training_state
+from rlx.train.optim import OptimConfig, make_optimizer
+from rlx.train.progress import fmt_metrics, progress_bar
+
+__all__ = ["Config", "SFTTrainConfig", "run", "sft_batch"]
+
+
+class SFTTrainConfig(Section):
+    steps: int = Field(1000, ge=1, description="optimizer steps")
+    batch_size: int = Field(64, ge=1, description="problems per step")
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="optimizer and schedule")
+    log_every: int = Field(10, ge=1, description="write metrics every this many steps")
+    checkpoint_every: int = Field(200, ge=0, description="checkpoint every this many steps (0: only at the end)")
+
+
+class Config(Section):
+    kind: Literal["sft"] = Field("sft", description="trainer")
+    seed: int = Field(0, ge=0, description="seed for init, data and sampling")
+    model: ModelConfig = Field(description="policy to train")
+    task: TaskConfig = Field(description="where problems come from")
+    train: SFTTrainConfig = Field(default_factory=SFTTrainConfig, description="training loop")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="held-out evaluation")
+
+
+def sft_batch(tokenizer, prompts: list[str], completions: list[str], device) -> dict[str, torch.Tensor]:
+    """Right-padded input_ids/attention_mask/labels; labels are -100 except on completion + EOS."""
+    rows, label_rows = [], []
+    for p, c in zip(prompts, completions):
+        p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+        c_ids = tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        rows.append(p_ids + c_ids)
+        label_rows.append([-100] * len(p_ids) + c_ids)
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (r, lab) in enumerate(zip(rows, label_rows)):
+        ids[i, : len(r)] = torch.tensor(r)
+        labels[i, : len(lab)] = torch.tensor(lab)
+        mask[i, : len(r)] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+
+
+def _token_loss(model, batch) -> torch.Tensor:
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    targets = batch["labels"][:, 1:]
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                                             ignore_index=-100)
+
+
+def run(cfg: Config, run: RunDir) -> dict:
+    set_threads(cfg.model.threads)
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.model.device)
+    task = make_task(cfg.task)
+    model, tokenizer = load_policy(cfg.model, seed=cfg.seed)
+    model.to(device)
+    opt, sched = make_optimizer(model.parameters(), cfg.train.optim, cfg.train.steps)
+    engine = make_engine("hf", model, tokenizer)
+    heldout = task.heldout(cfg.eval.n)
+
+    start, summary = 0, {}
+    ckpt = run.latest_checkpoint() if run.resume else None
+    if ckpt is not None:
+        start, extra = read_training_state(ckpt, model, opt, sched)
+        summary = extra.get("summary", {})
+        run.truncate_metrics(start)
+    elif run.resume:
+        raise FileNotFoundError(f"--resume: no checkpoint in {run.checkpoint_dir}")
+    if not summary:
+        model.eval()
+        before = evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics
+        summary = {"eval/accuracy_before": before["eval/accuracy"]}
+        run.log(0, before)
+
+    def save(step: int) -> None:
+        run.save_checkpoint(step, lambda d: write_training_state(d, model, tokenizer, opt, sched, step,
+                                                                 {"summary": summary}))
+
+    t_start = time.perf_counter()
+    metrics: dict[str, float] = {}
+    with progress_bar("sft") as bar:
+        job = bar.add_task("sft", total=cfg.train.steps, completed=start, info="")
+        for step in range(start + 1, cfg.train.steps + 1):
+            t0 = time.perf_counter()
+            model.train()
+            problems = task.train_problems(cfg.train.batch_size, seed=cfg.seed * 1_000_003 + step)
+            batch = sft_batch(tokenizer, [task.prompt(p, tokenizer) for p in problems],
+                              [task.reference_completion(p) for p in problems], device)
+            loss = _token_loss(model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.optim.grad_clip or float("inf"))
+            opt.step()
+            sched.step()
+            metrics = {"train/loss": loss.item(), "train/grad_norm": gnorm.item(),
+                       "train/lr": sched.get_last_lr()[0], "time/step": time.perf_counter() - t0}
+            if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.train.steps:
+                model.eval()
+                metrics.update(evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics)
+            if step % cfg.train.log_every == 0 or "eval/accuracy" in metrics:
+                run.log(step, metrics)
+            if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
+                save(step)
+            bar.update(job, advance=1, info=fmt_metrics(metrics, {"train/loss": "loss", "eval/accuracy": "acc"}))
+
+    model.eval()
+    final = evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics
+    run.log(cfg.train.steps, final)
+    save(cfg.train.steps)
+    save_model(model, tokenizer, run.path / "model")
+    summary.update(final)
+    summary.update({"train/loss": metrics.get("train/loss", float("nan")), "time/train_seconds":
+                    time.perf_counter() - t_start, "train/steps": cfg.train.steps})
+    return summary

@@ -1,0 +1,82 @@
+"""Update stage of the RLVR loop: mu epochs over minibatches, gradient accumulation over micro-batches.
+
+Each minibatch computes its `Normalizer` once; every micro-batch's loss is reduced with it and
+back-propagated without dividing by the number of micro-batches, so the accumulated gradient equals
+the one-shot gradient for every aggregation mode (tested in tests/train/test_update.py).
+With one epoch and one minibatch the update is exactly on-policy: old log-probs are the detached
+current ones, computed in the same forward pass (no extra pass).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlx.objectives.aggregate import normalizer_for
+from rlx.objectives.build import LossInputs, Objective, accumulate_metrics
+from rlx.train.logprobs import sequence_logprobs
+from rlx.types import RolloutBatch
+
+__all__ = ["Prepared", "update"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Per-sequence tensors fixed before the update (all [N, T] except where noted)."""
+
+    batch: RolloutBatch
+    advantages: torch.Tensor
+    old_logprobs: torch.Tensor | None  # None: on-policy, taken from the first forward pass
+    ref_logprobs: torch.Tensor | None
+    old_values: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+
+
+def _micro_loss(model, objective: Objective, p: Prepared, idx: torch.Tensor, norm, value_head):
+    b = p.batch
+    logprobs, entropies, values = sequence_logprobs(
+        model, b.prompt_ids[idx], b.prompt_mask[idx], b.completion_ids[idx], b.response_mask[idx],
+        with_entropy=True, value_head=value_head)
+    old = p.old_logprobs[idx] if p.old_logprobs is not None else logprobs.detach()
+    inputs = LossInputs(
+        logprobs=logprobs, old_logprobs=old, advantages=p.advantages[idx], response_mask=b.response_mask[idx],
+        ref_logprobs=None if p.ref_logprobs is None else p.ref_logprobs[idx],
+        rollout_logprobs=b.rollout_logprobs[idx],
+        entropies=entropies if objective.needs_entropies else entropies.detach(),
+        values=values, old_values=None if p.old_values is None else p.old_values[idx],
+        returns=None if p.returns is None else p.returns[idx],
+    )
+    return objective.loss(inputs, norm)
+
+
+def update(model, objective: Objective, p: Prepared, optimizer, scheduler, *, epochs: int, minibatches: int,
+           micro_batch_size: int, grad_clip: float, generator: torch.Generator, value_head=None) -> dict[str, float]:
+    """Run the optimizer steps of one RL step; returns metrics averaged over minibatches."""
+    n = p.batch.num_sequences
+    device = p.batch.completion_ids.device
+    params = [q for q in model.parameters() if q.requires_grad]
+    if value_head is not None:
+        params += list(value_head.parameters())
+    per_mb = n // minibatches
+    totals: dict[str, float] = {}
+    count = 0
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator).to(device) if minibatches > 1 else torch.arange(n, device=device)
+        for start in range(0, n, per_mb):
+            mb = order[start:start + per_mb]
+            norm = normalizer_for(p.batch.response_mask[mb])
+            optimizer.zero_grad(set_to_none=True)
+            acc: dict[str, torch.Tensor] = {}
+            for ms in range(0, mb.numel(), micro_batch_size):
+                loss, metrics = _micro_loss(model, objective, p, mb[ms:ms + micro_batch_size], norm, value_head)
+                loss.backward()
+                acc = accumulate_metrics(acc, metrics)
+            gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
+            optimizer.step()
+            scheduler.step()
+            acc["train/grad_norm"] = gnorm.detach()
+            for k, v in acc.items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+            count += 1
+    return {(k if "/" in k and k.startswith("train/") else f"train/{k}"): v / count for k, v in totals.items()}

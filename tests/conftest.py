@@ -1,0 +1,30 @@
+"""Shared fixtures: a tiny random model on disk, and the shipped base checkpoint."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ROOT / "assets" / "arith-base"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from rlx.models import ModelConfig, TinyModelConfig, load_policy, save_model
+
+    cfg = ModelConfig(tiny=TinyModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=4,
+                                           intermediate_size=64, max_position=64))
+    model, tok = load_policy(cfg, seed=0)
+    return save_model(model, tok, tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def base_model_dir() -> Path:
+    assert (BASE / "model.safetensors").is_file(), "the shipped base checkpoint assets/arith-base is missing"
+    return BASE

@@ -1,0 +1,38 @@
+"""math_verify wrapper: equivalences, and never raising (also off the main thread)."""
+
+import threading
+
+import pytest
+
+from rlx.rewards import math_equal
+
+
+@pytest.mark.parametrize("pred,gold", [
+    ("0.5", "\\frac{1}{2}"), ("12.0", "12"), ("1+x^2", "x^2+1"), ("2^{1/2}", "\\sqrt{2}"), ("10/12", "\\frac{5}{6}"),
+    ("\\boxed{3}", "3"), ("$-7/2$", "-3.5"),
+])
+def test_equivalent(pred, gold):
+    assert math_equal(pred, gold)
+
+
+@pytest.mark.parametrize("pred,gold", [("13", "12"), ("x^2", "x^2+1"), ("\\frac{5}{7}", "\\frac{5}{6}")])
+def test_not_equivalent(pred, gold):
+    assert not math_equal(pred, gold)
+
+
+ADVERSARIAL = ["", " ", "}}}{{{", "\\frac{", "\\boxed{", "$", "$$$$", "1e999", "1/0", "9**9**9", "9^{9^{9^{9}}}",
+               "nan", "NaN", "\\infty", "٤٦", "x" * 5000, "1" * 3000, "\x00", "\\begin{matrix}", None, 46]
+
+
+@pytest.mark.parametrize("bad", ADVERSARIAL, ids=range(len(ADVERSARIAL)))
+def test_never_raises(bad):
+    assert math_equal(bad, "46") in (True, False)
+    assert math_equal("46", bad) in (True, False)
+
+
+def test_off_main_thread():
+    out = []
+    t = threading.Thread(target=lambda: out.append((math_equal("0.5", "\\frac{1}{2}"), math_equal("}{", "1"))))
+    t.start()
+    t.join(60)
+    assert out == [(True, False)]

@@ -1,0 +1,44 @@
+"""safe_score on user reward functions that raise or misbehave; failures counted and logged once."""
+
+import math
+
+from rlx.rewards import RewardErrors, safe_score
+from rlx.tasks import Score
+
+
+def boom(completion, problem):
+    raise KeyError(f"missing {completion}")
+
+
+def test_raising_function_scores_zero_with_traceback():
+    score, err = safe_score(boom, "46", None)
+    assert score.reward == 0.0 and not score.correct and not score.parsed
+    assert "KeyError" in err and "def boom" not in err and "boom" in err
+
+
+def test_return_types():
+    assert safe_score(lambda c, p: 0.5, "x", None) == (Score(0.5, True, True, {"reward": 0.5}), None)
+    assert safe_score(lambda c, p: False, "x", None)[0] == Score(0.0, False, True, {"reward": 0.0})
+    s = Score(2.0, True, True, {"a": 2.0})
+    assert safe_score(lambda c, p: s, "x", None) == (s, None)
+    for bad in (math.nan, math.inf, "1.0", None, Score(math.nan, True, True, {})):
+        score, err = safe_score(lambda c, p: bad, "x", None)
+        assert score.reward == 0.0 and err is not None, bad
+
+
+def test_each_distinct_failure_reported_once():
+    errors = RewardErrors()
+    first = [errors.record(safe_score(boom, str(i), None)[1]) for i in range(5)]  # same site, varying message
+    other = errors.record(safe_score(lambda c, p: 1 / 0, "x", None)[1])
+    assert first == [True, False, False, False, False] and other is True
+    assert errors.metrics() == {"rollout/reward_errors": 6.0, "rollout/reward_error_kinds": 2.0}
+
+
+def test_base_exceptions_are_not_swallowed():
+    import pytest
+
+    def interrupt(c, p):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        safe_score(interrupt, "x", None)

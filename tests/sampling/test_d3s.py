@@ -1,0 +1,58 @@
+"""D^3S down-sampling: max-variance subsets (vs brute force), |A| x H token selection, schedule."""
+
+import itertools
+
+import pytest
+import torch
+
+from rlx.sampling import D3SConfig, d3s_keep_fraction, d3s_sample_select, d3s_token_select, max_variance_subset
+
+
+def test_max_variance_subset_brute_force():
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        g = 2 + trial % 6
+        k = 1 + trial % g
+        v = torch.randn(3, g, generator=gen, dtype=torch.float64)
+        if trial % 3 == 0:
+            v = torch.randint(0, 3, (3, g), generator=gen).double()  # ties
+        idx = max_variance_subset(v, k)
+        for b in range(3):
+            best = max(v[b, list(c)].var(correction=0).item() for c in itertools.combinations(range(g), k))
+            assert v[b, idx[b]].var(correction=0).item() == pytest.approx(best, abs=1e-12)
+            assert len(set(idx[b].tolist())) == k
+
+
+def test_sample_select_hand():
+    adv = torch.tensor([-1.0, 0.1, 0.2, 1.0, 0.0, 0.3, -0.4, 0.31])
+    rows, m = d3s_sample_select(adv, group_size=4, keep_fraction=0.5)
+    # group 0: {-1, 1} has variance 1, the maximum; group 1: {-0.4, 0.31}, variance 0.355^2
+    assert rows.tolist() == [0, 3, 6, 7]
+    assert m["d3s/adv_var_after"] > m["d3s/adv_var_before"]
+
+
+def test_sample_select_token_advantages():
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 0, 0]], dtype=torch.bool)
+    adv = torch.tensor([2.0, -1.0, 0.5, 0.4])[:, None] * mask
+    rows, _ = d3s_sample_select(adv, group_size=4, keep_fraction=0.5, response_mask=mask)
+    assert rows.tolist() == [0, 1]
+
+
+def test_token_select_hand():
+    adv = torch.tensor([[1.0, 1.0, 1.0], [-2.0, -2.0, 50.0]])
+    ent = torch.tensor([[0.1, 0.5, 0.25], [0.1, 0.3, 9.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    new, m = d3s_token_select(adv, ent, mask, keep_fraction=0.5)
+    # scores |A| H: [0.1, 0.5, 0.25], [0.2, 0.6, masked]; keep ceil(0.5 * 5) = 3 -> 0.6, 0.5, 0.25
+    assert new.tolist() == [[False, True, True], [False, True, False]]
+    assert m["d3s/token_keep"].item() == pytest.approx(3 / 5)
+    full, _ = d3s_token_select(adv, ent, mask, keep_fraction=1.0)
+    assert torch.equal(full, mask)
+
+
+def test_schedule():
+    assert d3s_keep_fraction(0, 0.25, 1.0, 100) == 0.25
+    assert d3s_keep_fraction(50, 0.25, 1.0, 100) == pytest.approx(0.625)
+    assert d3s_keep_fraction(500, 0.25, 1.0, 100) == 1.0
+    cfg = D3SConfig(sample_keep_start=0.5, token_keep_start=0.2)
+    assert cfg.ramp_steps == 100 and cfg.sample_keep_end == 1.0

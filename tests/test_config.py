@@ -1,0 +1,64 @@
+"""Configs: YAML <-> config one to one, dotted overrides, one-line errors naming the field."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlx.cli import load_recipe, main
+from rlx.config import ConfigError, apply_overrides, build_config, dump_yaml
+
+RECIPES = sorted(Path(__file__).resolve().parents[1].joinpath("recipes").glob("*.yaml"))
+
+
+def test_overrides_parse_yaml_values_and_nest():
+    data = apply_overrides({"train": {"lr": 1.0}}, ["train.lr=3e-5", "train.steps=7", "a.b.c=true", "name=x"])
+    assert data == {"train": {"lr": 3e-5, "steps": 7}, "a": {"b": {"c": True}}, "name": "x"}
+
+
+def test_override_without_equals_is_an_error():
+    with pytest.raises(ConfigError, match="section.field=value"):
+        apply_overrides({}, ["train.lr"])
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_every_recipe_validates_and_round_trips(recipe):
+    module, cfg = load_recipe(str(recipe), [])
+    again = build_config(module.Config, yaml.safe_load(dump_yaml(cfg)))
+    assert again == cfg
+
+
+def test_misspelled_key_names_the_field():
+    with pytest.raises(ConfigError) as e:
+        load_recipe("recipes/arith_sft.yaml", ["train.stpes=3"])
+    assert str(e.value) == "config error: unknown key 'train.stpes' (check the spelling; see the recipe docs)"
+
+
+def test_negative_learning_rate_names_field_value_and_expectation():
+    with pytest.raises(ConfigError) as e:
+        load_recipe("recipes/arith_sft.yaml", ["train.optim.lr=-1"])
+    assert str(e.value) == "config error: train.optim.lr = -1: Input should be greater than 0"
+
+
+def test_wrong_type_is_reported():
+    with pytest.raises(ConfigError, match=r"train.steps = 'many'"):
+        load_recipe("recipes/arith_sft.yaml", ["train.steps=many"])
+
+
+def test_unknown_kind():
+    with pytest.raises(ConfigError, match="kind = 'nope'"):
+        load_recipe("recipes/arith_sft.yaml", ["kind=nope"])
+
+
+def test_cli_exit_code_2_and_nothing_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "recipes/arith_sft.yaml", "train.optim.lr=-1", "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["config error: train.optim.lr = -1: Input should be greater than 0"]
+    assert not out.exists()
+
+
+def test_missing_recipe_file(capsys):
+    assert main(["train", "recipes/does_not_exist.yaml"]) == 2
+    assert "recipe file not found" in capsys.readouterr().err

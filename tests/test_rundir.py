@@ -1,0 +1,72 @@
+import json
+
+import pytest
+
+from rlx.rundir import RunDir, atomic_dir, atomic_write_json, read_metrics
+
+
+def test_layout_metrics_and_summary(tmp_path):
+    run = RunDir(tmp_path / "r", "kind: sft\n")
+    run.log(1, {"train/loss": 0.5})
+    run.log(2, {"train/loss": float("nan")})
+    run.write_summary({"eval/accuracy": 0.25})
+    run.close()
+    assert (tmp_path / "r" / "config.yaml").read_text() == "kind: sft\n"
+    assert read_metrics(tmp_path / "r" / "metrics.jsonl") == [
+        {"step": 1, "train/loss": 0.5}, {"step": 2, "train/loss": None}]
+    assert json.loads((tmp_path / "r" / "summary.json").read_text()) == {"eval/accuracy": 0.25}
+    assert (tmp_path / "r" / "checkpoints").is_dir() and (tmp_path / "r" / "plots").is_dir()
+
+
+def test_existing_run_needs_resume(tmp_path):
+    RunDir(tmp_path / "r", "x").close()
+    with pytest.raises(FileExistsError, match="--resume"):
+        RunDir(tmp_path / "r", "x")
+    RunDir(tmp_path / "r", "x", resume=True).close()
+
+
+def test_torn_last_metrics_line_is_ignored(tmp_path):
+    p = tmp_path / "m.jsonl"
+    p.write_text('{"step": 1}\n{"step": 2, "a"')
+    assert read_metrics(p) == [{"step": 1}]
+
+
+def test_truncate_metrics_on_resume(tmp_path):
+    run = RunDir(tmp_path / "r", "x")
+    for s in range(1, 6):
+        run.log(s, {"v": s})
+    run.truncate_metrics(3)
+    run.log(4, {"v": 40})
+    run.close()
+    assert [r["v"] for r in read_metrics(run.metrics_path)] == [1, 2, 3, 40]
+
+
+def test_checkpoints_atomic_latest_and_pruned(tmp_path):
+    run = RunDir(tmp_path / "r", "x")
+    for step in (1, 2, 3):
+        run.save_checkpoint(step, lambda d, s=step: (d / "w").write_text(str(s)), keep=2)
+    names = sorted(p.name for p in run.checkpoint_dir.glob("step_*"))
+    assert names == ["step_00000002", "step_00000003"]
+    assert run.latest_checkpoint().name == "step_00000003"
+
+    def boom(d):
+        (d / "w").write_text("partial")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        run.save_checkpoint(4, boom)
+    assert run.latest_checkpoint().name == "step_00000003"
+    assert not any(p.name.startswith(".step_00000004") for p in run.checkpoint_dir.iterdir())
+    run.close()
+
+
+def test_atomic_dir_replaces_existing(tmp_path):
+    atomic_dir(tmp_path / "d", lambda d: (d / "a").write_text("1"))
+    atomic_dir(tmp_path / "d", lambda d: (d / "b").write_text("2"))
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["b"]
+
+
+def test_atomic_json_no_temp_left(tmp_path):
+    atomic_write_json(tmp_path / "s.json", {"a": float("inf")})
+    assert json.loads((tmp_path / "s.json").read_text()) == {"a": None}
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]

@@ -1,0 +1,102 @@
+"""Rollout stage: reward failures are scored 0 and logged once; dynamic sampling's guarantees."""
+
+import logging
+
+import torch
+
+from rlx.objectives.config import ObjectiveConfig
+from rlx.rewards.safe import RewardErrors
+from rlx.tasks import ArithmeticConfig, make_task
+from rlx.train.collect import collect
+from rlx.train.rlvr_config import RolloutConfig
+from rlx.models import char_tokenizer
+from rlx.types import Generation
+
+TOK = char_tokenizer()
+
+
+class ScriptedEngine:
+    """Returns, for each prompt's G rows, answers from a script: 'right', 'wrong' or 'mixed'."""
+
+    def __init__(self, task, script):
+        self.task, self.script, self.calls, self.count = task, script, 0, 0
+
+    def generate(self, prompts, params, seed):
+        texts = []
+        for i, _ in enumerate(prompts):
+            kind = self.script[self.count % len(self.script)]
+            self.count += 1
+            for j in range(params.n):
+                right = kind == "right" or (kind == "mixed" and j % 2 == 0)
+                texts.append("RIGHT" if right else "WRONG")
+        self.calls += 1
+        n = len(texts)
+        return Generation(torch.ones(n, 2, dtype=torch.long), torch.ones(n, 2, dtype=torch.bool),
+                          torch.ones(n, 3, dtype=torch.long), torch.ones(n, 3, dtype=torch.bool),
+                          torch.zeros(n, 3), ("stop",) * n, tuple(texts))
+
+    def sync_weights(self, model):
+        pass
+
+
+class OracleTask:
+    """Arithmetic problems; 'RIGHT' scores 1, 'WRONG' scores 0, and one chosen call raises."""
+
+    def __init__(self, raise_on_call=None):
+        self.inner = make_task(ArithmeticConfig())
+        self.raise_on_call, self.calls = raise_on_call, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def score(self, completion, problem):
+        self.calls += 1
+        if self.calls == self.raise_on_call:
+            raise ZeroDivisionError("user reward bug")
+        s = self.inner.score(problem.answer if completion == "RIGHT" else "x", problem)
+        return s
+
+
+def test_reward_function_that_raises_scores_zero_and_is_logged_once(caplog):
+    task = OracleTask(raise_on_call=3)
+    engine = ScriptedEngine(task, ["right"])
+    errors = RewardErrors()
+    with caplog.at_level(logging.WARNING, logger="rlx.rlvr"):
+        out = collect(engine, task, TOK, RolloutConfig(prompts_per_step=2, group_size=4), ObjectiveConfig(), 0, errors)
+    assert out.batch.rewards.tolist() == [1, 1, 0, 1, 1, 1, 1, 1]  # the 3rd sample failed -> 0
+    assert out.metrics["rollout/reward_errors"] == 1.0
+    assert len(caplog.records) == 1 and "ZeroDivisionError: user reward bug" in caplog.records[0].getMessage()
+    # a second failure of the same kind is counted but not logged again
+    task.calls, task.raise_on_call = 0, 1
+    with caplog.at_level(logging.WARNING, logger="rlx.rlvr"):
+        out = collect(engine, task, TOK, RolloutConfig(prompts_per_step=2, group_size=4), ObjectiveConfig(), 1, errors)
+    assert out.metrics["rollout/reward_errors"] == 2.0 and len(caplog.records) == 1
+
+
+def test_dynamic_sampling_drops_tied_groups_and_refills():
+    task = OracleTask()
+    # round 1: right, wrong, mixed, mixed -> 2 kept; round 2 (2 prompts): right, wrong -> 0 kept;
+    # round 3: mixed, mixed -> the batch is full
+    engine = ScriptedEngine(task, ["right", "wrong", "mixed", "mixed"])
+    ocfg = ObjectiveConfig(dynamic_sampling=True, dynamic_sampling_max_rounds=3)
+    out = collect(engine, task, TOK, RolloutConfig(prompts_per_step=4, group_size=4), ocfg, 0, RewardErrors())
+    groups = out.batch.rewards.view(-1, 4)
+    assert groups.shape[0] == 4
+    assert bool((groups.max(1).values > groups.min(1).values).all())  # never a zero-variance group
+    assert out.metrics["rollout/zero_variance_groups"] == 4 and engine.calls == 3
+
+
+def test_dynamic_sampling_respects_its_budget():
+    task = OracleTask()
+    engine = ScriptedEngine(task, ["right"])  # every group ties: nothing can be kept
+    ocfg = ObjectiveConfig(dynamic_sampling=True, dynamic_sampling_max_rounds=2)
+    out = collect(engine, task, TOK, RolloutConfig(prompts_per_step=3, group_size=2), ocfg, 0, RewardErrors())
+    assert out.batch is None and engine.calls == 3  # 1 round + 2 refill rounds, then it stops
+    assert out.metrics["rollout/groups_kept"] == 0.0
+
+
+def test_non_binary_rewards_with_small_spread_are_kept():
+    ocfg = ObjectiveConfig(dynamic_sampling=True, zero_var_tol=1e-6)
+    rewards = torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.5001, 0.5]])
+    keep = (rewards.max(1).values - rewards.min(1).values) > ocfg.zero_var_tol
+    assert keep.tolist() == [False, True]
