@@ -63,10 +63,17 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def _parse_value(text: str) -> Any:
+    """YAML scalar, except that numbers YAML 1.1 misses (`3e-5`) are floats, as users mean them."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -113,10 +120,30 @@ def _lookup(data: Any, loc: tuple) -> Any:
     return node
 
 
+def _clean_loc(data: Any, loc: tuple) -> tuple:
+    """Drop the parts pydantic adds that are not keys (union tags like 'arithmetic', validator names)."""
+    out, node = [], data
+    for part in loc:
+        if isinstance(part, str) and part.startswith("function-"):
+            continue
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part in (node.get("name"), node.get("kind")):
+            continue  # discriminated-union tag
+        else:
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
 def _format_errors(err: ValidationError, data: dict[str, Any]) -> str:
     lines = []
     for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = _clean_loc(data, tuple(e["loc"]))
         field = ".".join(str(p) for p in loc) or "<root>"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "value_error" and loc and isinstance(_lookup(data, loc), dict):

@@ -57,7 +57,8 @@ def test_runrdir_plot_curves_uses_it(tmp_path):
 
 def test_report_figures(tmp_path):
     out = plots.plot_interval_estimates(
-        {"a": {"iqm": (0.5, 0.4, 0.6), "mean": (0.5, 0.45, 0.55)}, "b": {"iqm": (0.6, 0.5, 0.7), "mean": (0.6, 0.5, 0.65)}},
+        {"a": {"iqm": (0.5, 0.4, 0.6), "mean": (0.5, 0.45, 0.55)},
+         "b": {"iqm": (0.6, 0.5, 0.7), "mean": (0.6, 0.5, 0.65)}},
         tmp_path / "intervals.png",
     )
     assert out.read_bytes()[:8] == PNG_MAGIC
@@ -66,7 +67,8 @@ def test_report_figures(tmp_path):
     out = plots.plot_performance_profiles({"a": band}, taus, tmp_path / "profiles.png")
     assert out.read_bytes()[:8] == PNG_MAGIC
     steps = np.arange(4)
-    curves = {"a": (steps, np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 0.1, 0.2, 0.3]), np.array([0.2, 0.3, 0.4, 0.5]))}
+    center, low, high = np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 0.1, 0.2, 0.3]), np.array([0.2, 0.3, 0.4, 0.5])
+    curves = {"a": (steps, center, low, high)}
     out = plots.plot_band_curves(curves, "eval/accuracy", tmp_path / "curves.png")
     assert out.read_bytes()[:8] == PNG_MAGIC
     ks = np.array([1, 2, 4])

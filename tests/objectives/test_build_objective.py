@@ -118,3 +118,16 @@ def test_errors():
         build_objective(ObjectiveConfig(preset="dr_grpo"))
     with pytest.raises(ValueError, match="old_logprobs"):
         LossInputs(logp, old[:, :2], adv, mask)
+
+
+def test_reinforce_pp_kl_reward_per_token():
+    from rlx.objectives import kl_penalty_rewards, reinforce_pp_advantages
+
+    mask, old, _, ref, _, rewards = _batch(seed=3)
+    obj = build_objective(ObjectiveConfig(preset="reinforce_pp", kl_coef=0.2))
+    assert obj.needs_ref and not obj.needs_values
+    res, _ = obj.advantages(rewards, mask, G, old_logprobs=old, ref_logprobs=ref)
+    tok, _ = kl_penalty_rewards(rewards, kl_k1(old, ref), mask, 0.2, per_token=True)
+    assert torch.allclose(res.advantages, reinforce_pp_advantages(tok, mask)[0], atol=1e-6)
+    with pytest.raises(ValueError, match="values"):
+        build_objective(ObjectiveConfig(preset="ppo")).advantages(rewards, mask, G)

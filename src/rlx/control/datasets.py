@@ -120,7 +120,7 @@ def _episode_returns(data: dict) -> np.ndarray:
 
 
 def build_dataset(env_id: str, kind: DatasetKind, transitions: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Roll out whole episodes until at least `transitions` rows exist (the last episodes finish)."""
+    """Whole episodes: the first episode end at or after `transitions` rows closes the dataset."""
     if env_id not in ENVS:
         raise ConfigError(f"config error: env = {env_id!r}: datasets support {ENVS}")
     medium = MEDIUM_EPS[env_id]
@@ -132,6 +132,10 @@ def build_dataset(env_id: str, kind: DatasetKind, transitions: int, seed: int = 
         "medium-replay": lambda k, p: 1.0 - (1.0 - medium) * min(1.0, p),  # a learning curve up to medium
     }[kind]
     data = _rollout(env_id, eps_fn, seed, max_rows=transitions)
+    # up to 16 episodes run in parallel: keep whole episodes (in start order) up to `transitions`
+    ends = np.nonzero(data["terminals"] | data["timeouts"])[0] + 1
+    cut = int(ends[min(np.searchsorted(ends, transitions), len(ends) - 1)])
+    data = {k: v[:cut] for k, v in data.items()}
     rets = _episode_returns(data)
     meta = {"env": env_id, "kind": kind, "seed": seed, "transitions": int(len(data["ep"])), "episodes": int(len(rets)),
             "return_mean": float(rets.mean()), "return_min": float(rets.min()), "return_max": float(rets.max()),

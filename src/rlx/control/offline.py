@@ -217,7 +217,7 @@ class BCUpdate:
         self.opt_pi.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_pi.step()
-        return {"train/loss_pi": float(loss)}
+        return {"train/loss_pi": float(loss.detach())}
 
     def state_dict(self) -> dict:
         return {"policy": self.policy.state_dict(), "opt_pi": self.opt_pi.state_dict()}

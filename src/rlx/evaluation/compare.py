@@ -185,7 +185,8 @@ def compare_sweeps(sweeps: Sequence[Sweep], metrics: Sequence[str], reps: int = 
         if a.name in refused or b.name in refused:
             pairs.append((a.name, b.name, _nan_interval(stats.probability_of_improvement(xa, xb))))
         else:
-            pairs.append((a.name, b.name, stats.Interval(*stats.probability_of_improvement_ci(xa, xb, reps, confidence, rng))))
+            p_ab = stats.probability_of_improvement_ci(xa, xb, reps, confidence, rng)
+            pairs.append((a.name, b.name, stats.Interval(*p_ab)))
     notes = [f"{s.name}: skipped failed seeds {', '.join(s.failed)}" for s in sweeps if s.failed]
     notes += [f"{n}: intervals refused: a single seed gives no confidence interval (run rlx sweep --seeds 5)"
               for n in refused]

@@ -88,7 +88,8 @@ def passk_curves(sweeps: list[Sweep], confidence: float, seed: int) -> tuple[dic
         if pk is not None:
             ks, values = pk
             out[s.name] = (ks, *_mean_band(values, confidence, seed))
-            notes.append(f"{s.name}: pass@k band resamples seeds (summary.json eval/pass@k)")
+            how = "band resamples seeds" if len(s.runs) > 1 else "no band (1 seed)"
+            notes.append(f"{s.name}: pass@k from summary.json eval/pass@k, {how}")
     return out, notes
 
 

@@ -94,7 +94,8 @@ def run_sweep(recipe: str, overrides: list[str], out: str | Path, seeds: list[in
         try:
             import ray
         except ImportError:
-            raise ConfigError("config error: --ray asked for but ray is not installed (pip install 'rlx[ray]')") from None
+            raise ConfigError(
+                "config error: --ray asked for but ray is not installed (pip install 'rlx[ray]')") from None
     _validate(recipe, overrides, seeds)
     out = Path(out)
     results: dict[int, dict[str, Any]] = {}

@@ -171,7 +171,8 @@ def gae_advantages(
     returns = (adv + v) * m
     if whiten:
         adv = masked_whiten(adv, m)
-    return (adv, returns), {"adv/abs_max": adv.abs().max(), "value/return_mean": (returns * m).sum() / m.sum().clamp_min(1.0)}
+    return_mean = (returns * m).sum() / m.sum().clamp_min(1.0)
+    return (adv, returns), {"adv/abs_max": adv.abs().max(), "value/return_mean": return_mean}
 
 
 def weighted_reinforce_advantages(

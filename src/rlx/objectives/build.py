@@ -35,6 +35,9 @@ from rlx.objectives.shaping import overlong_penalty
 __all__ = ["LossInputs", "AdvantageResult", "Objective", "build_objective", "accumulate_metrics"]
 
 Metrics = dict[str, torch.Tensor]
+AdvantageFn = Callable[
+    [torch.Tensor, torch.Tensor, int, "torch.Tensor | None"], tuple[torch.Tensor, "torch.Tensor | None", Metrics]
+]
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ def accumulate_metrics(acc: Metrics, new: Metrics) -> Metrics:
 @dataclass(frozen=True)
 class Objective:
     cfg: ObjectiveConfig
+    advantage_fn: AdvantageFn  # (rewards [N] or [N, T], response_mask, G, values | None) -> (adv, returns, metrics)
+    token_rewards: bool  # the estimator takes per-token rewards (KL reward penalty applied per token)
     policy_fn: Callable[..., tuple[torch.Tensor, Metrics]]
     kl_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     max_len: int | None  # constant of seq-mean-token-sum-norm
@@ -98,6 +103,7 @@ class Objective:
 
     @property
     def needs_values(self) -> bool:
+        """Whether a value head is trained (GAE): pass values to `advantages` and to `loss`."""
         return self.cfg.advantage == "gae"
 
     @property
@@ -129,27 +135,13 @@ class Objective:
         c = self.cfg
         metrics: Metrics = {}
         r: torch.Tensor = rewards.to(torch.float32)
-        token_level = c.advantage in ("reinforce_pp", "gae")
         if c.kl_placement == "reward" and c.kl_coef > 0:
             if old_logprobs is None or ref_logprobs is None:
                 raise ValueError("objective.kl_placement=reward needs old_logprobs and ref_logprobs")
             kl = self.kl_fn(old_logprobs, ref_logprobs)
-            r, m = kl_penalty_rewards(r, kl, response_mask, c.kl_coef, per_token=token_level)
+            r, m = kl_penalty_rewards(r, kl, response_mask, c.kl_coef, per_token=self.token_rewards)
             metrics.update(m)
-        returns = None
-        if c.advantage == "grpo":
-            adv, m = adv_lib.grpo_advantages(r, response_mask, group_size, scale_by_std=c.scale_by_std, eps=c.adv_eps)
-        elif c.advantage == "rloo":
-            adv, m = adv_lib.rloo_advantages(r, response_mask, group_size)
-        elif c.advantage == "reinforce_pp":
-            adv, m = adv_lib.reinforce_pp_advantages(r, response_mask, group_size, gamma=c.gamma)
-        elif c.advantage == "w_reinforce":
-            adv, m = adv_lib.weighted_reinforce_advantages(
-                r, response_mask, group_size, positive_weight=c.positive_weight, threshold=c.correct_threshold)
-        else:  # gae
-            if values is None:
-                raise ValueError("objective.advantage=gae needs values from a value head")
-            (adv, returns), m = adv_lib.gae_advantages(r, values, response_mask, gamma=c.gamma, lam=c.lam)
+        adv, returns, m = self.advantage_fn(r, response_mask, group_size, values)
         metrics.update(m)
         if c.ace_alpha > 0:
             if old_logprobs is None or ref_logprobs is None:
@@ -189,7 +181,7 @@ class Objective:
         elif c.entropy_coef > 0:
             raise ValueError("objective.entropy_coef > 0 needs LossInputs.entropies")
         loss = aggregate(total, mask, c.aggregation, normalizer, self.max_len)
-        if c.advantage == "gae":
+        if self.needs_values:
             if x.values is None or x.old_values is None or x.returns is None:
                 raise ValueError("objective.advantage=gae needs values, old_values and returns in LossInputs")
             vl, m = pol.value_loss(x.values, x.old_values, x.returns, mask, clip_eps=c.value_clip)
@@ -209,6 +201,37 @@ class Objective:
 _POLICY = {"ppo_clip": pol.ppo_clip_loss, "gspo": pol.gspo_loss, "reinforce": pol.reinforce_loss}
 
 
+def _outcome(fn: Callable[..., tuple[torch.Tensor, Metrics]], **kwargs) -> AdvantageFn:
+    def advantage_fn(rewards, response_mask, group_size, values):
+        adv, m = fn(rewards, response_mask, group_size, **kwargs)
+        return adv, None, m
+
+    return advantage_fn
+
+
+def _gae(gamma: float, lam: float) -> AdvantageFn:
+    def advantage_fn(rewards, response_mask, group_size, values):
+        if values is None:
+            raise ValueError("objective.advantage=gae needs values from a value head")
+        (adv, returns), m = adv_lib.gae_advantages(rewards, values, response_mask, gamma=gamma, lam=lam)
+        return adv, returns, m
+
+    return advantage_fn
+
+
+def _advantage_fn(cfg: ObjectiveConfig) -> AdvantageFn:
+    if cfg.advantage == "grpo":
+        return _outcome(adv_lib.grpo_advantages, scale_by_std=cfg.scale_by_std, eps=cfg.adv_eps)
+    if cfg.advantage == "rloo":
+        return _outcome(adv_lib.rloo_advantages)
+    if cfg.advantage == "reinforce_pp":
+        return _outcome(adv_lib.reinforce_pp_advantages, gamma=cfg.gamma)
+    if cfg.advantage == "w_reinforce":
+        return _outcome(adv_lib.weighted_reinforce_advantages, positive_weight=cfg.positive_weight,
+                        threshold=cfg.correct_threshold)
+    return _gae(cfg.gamma, cfg.lam)
+
+
 def build_objective(cfg: ObjectiveConfig, max_new_tokens: int | None = None) -> Objective:
     """Resolve the configured functions once. `max_new_tokens` is the rollout length cap: the
     constant of seq-mean-token-sum-norm (unless cfg.aggregation_max_len) and of overlong shaping."""
@@ -218,5 +241,6 @@ def build_objective(cfg: ObjectiveConfig, max_new_tokens: int | None = None) -> 
     max_len = cfg.aggregation_max_len or max_new_tokens
     if cfg.aggregation == "seq-mean-token-sum-norm" and max_len is None:
         raise ValueError("objective.aggregation=seq-mean-token-sum-norm needs aggregation_max_len or max_new_tokens")
-    return Objective(cfg=cfg, policy_fn=policy_fn, kl_fn=KL_ESTIMATORS[cfg.kl_estimator], max_len=max_len,
+    return Objective(cfg=cfg, advantage_fn=_advantage_fn(cfg), token_rewards=cfg.advantage in ("reinforce_pp", "gae"),
+                     policy_fn=policy_fn, kl_fn=KL_ESTIMATORS[cfg.kl_estimator], max_len=max_len,
                      max_new_tokens=max_new_tokens)

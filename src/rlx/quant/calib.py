@@ -15,12 +15,13 @@ __all__ = ["calibration_from_texts", "calibration_from_task", "task_texts"]
 
 
 def calibration_from_texts(texts: list[str], tokenizer, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokenize texts -> (ids [N, T], mask [N, T]); T = min(seq_len, longest)."""
+    """Tokenize texts -> (ids [N, T], mask [N, T]); T = min(seq_len, longest).
+
+    Like rlx SFT data: the text's tokens without BOS, then EOS (right padding).
+    """
     rows = []
     for t in texts:
         ids = tokenizer(t, add_special_tokens=False)["input_ids"]
-        if tokenizer.bos_token_id is not None:
-            ids = [tokenizer.bos_token_id] + ids
         if tokenizer.eos_token_id is not None:
             ids = ids + [tokenizer.eos_token_id]
         rows.append(ids[:seq_len])

@@ -102,10 +102,14 @@ def group_by_block(names: list[str]) -> list[list[str]]:
     return groups
 
 
+class _StopForward(Exception):
+    """Raised by a hook once every observed module has seen its input (ends the forward early)."""
+
+
 @torch.no_grad()
 def run_hooked(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, modules: dict[str, nn.Module],
                fn: Callable[[str, torch.Tensor, int, int], None], batch_size: int = 32,
-               stop_after: nn.Module | None = None) -> None:
+               stop_early: bool = True) -> None:
     """Forward the calibration set and call fn(name, input [B, T, in], batch_start, batch_end) per module.
 
     ids, mask: [N, T]. Padding positions are zeroed in the input given to fn (they add nothing to
@@ -122,12 +126,27 @@ def run_hooked(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, modules:
         return hook
 
     handles = [m.register_forward_pre_hook(make_hook(n)) for n, m in modules.items()]
+    called: set[int] = set()
+    if stop_early:  # once every observed module has run, the rest of the forward is not needed
+        def mark(mod, inputs):
+            called.add(id(mod))
+
+        def stop(mod, inputs, output):
+            if len(called) == len(modules):
+                raise _StopForward
+
+        handles += [m.register_forward_pre_hook(mark) for m in modules.values()]
+        handles += [m.register_forward_hook(stop) for m in modules.values()]
     try:
         for s in range(0, ids.shape[0], batch_size):
             e = min(s + batch_size, ids.shape[0])
             state["b"] = (s, e)
             current_mask["m"] = mask[s:e]
-            model(input_ids=ids[s:e], attention_mask=mask[s:e])
+            called.clear()
+            try:
+                model(input_ids=ids[s:e], attention_mask=mask[s:e])
+            except _StopForward:
+                pass
     finally:
         for h in handles:
             h.remove()

@@ -2,18 +2,35 @@
 
 `math_verify` guards its sympy work with `signal.alarm`, which only works in the main thread. We
 pass its timeouts there; in other threads we disable them (math_verify would refuse otherwise) and
-rely on the input size cap instead. Every exception, math_verify's own `TimeoutException` (a
+rely on the input size cap and a screen for explosive inputs (`too_costly`) instead. Every exception, math_verify's own `TimeoutException` (a
 BaseException) included, scores False.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
-__all__ = ["math_equal", "MAX_CHARS"]
+__all__ = ["math_equal", "too_costly", "MAX_CHARS"]
 
 MAX_CHARS = 2000  # longer answers are not compared (sympy cost grows quickly with size)
+
+# Inputs that make sympy compute astronomically large numbers: nested powers (9^{9^{9}}), huge
+# exponents (2^{10000}), factorials of big or compound arguments ((10^{100})!). Such work can sit
+# in C code where no timeout can interrupt it, so these are refused before sympy sees them.
+_COSTLY = [
+    re.compile(r"(\^|\*\*)\s*\{[^{}]*(\^|\*\*)"),  # a power inside a braced exponent
+    re.compile(r"(\^|\*\*)\s*\(?\s*\d*\s*(\^|\*\*)"),  # x^2^3, 9**9**9
+    re.compile(r"(\^|\*\*)\s*[{(]?\s*-?\d{4,}"),  # exponent with 4+ digits
+    re.compile(r"[)}]\s*!|\d{4,}\s*!"),  # factorial of a group or of a 4+ digit number
+    re.compile(r"\d[eE][+-]?\d{4,}"),  # 1e9999
+]
+
+
+def too_costly(s: str) -> bool:
+    """True for answers whose evaluation could blow up (see _COSTLY); they never match."""
+    return any(p.search(s) for p in _COSTLY)
 
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 
@@ -28,6 +45,8 @@ def math_equal(pred: object, gold: object, timeout_s: int = 5) -> bool:
         return False
     pred, gold = pred.strip(), gold.strip()
     if not pred or not gold or len(pred) > MAX_CHARS or len(gold) > MAX_CHARS:
+        return False
+    if too_costly(pred) or too_costly(gold):
         return False
     try:
         from math_verify import parse, verify

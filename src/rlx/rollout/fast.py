@@ -48,15 +48,7 @@ def fast_path_blocker(model: nn.Module) -> str | None:
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """Same op order as HF's LlamaRMSNorm / Qwen2RMSNorm (float32 statistics, weight in model dtype)."""
-    dtype = x.dtype
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * h.to(dtype)
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return weight * F.rms_norm(x.float(), (x.shape[-1],), None, eps).to(x.dtype)
 
 
 def _cat_bias(*mods: nn.Linear) -> torch.Tensor | None:
@@ -99,7 +91,11 @@ class LeanDecoder:
         positions = torch.arange(max_len, device=w.device)[None]
         probe = w.new_empty(1, max_len, self.head_dim)
         cos, sin = inner.rotary_emb(probe, positions)  # [1, L, D] each, the model's own rotary
-        self.cos, self.sin = cos[0], sin[0]
+        # HF: x * cos + rotate_half(x) * sin with rotate_half(x) = cat(-x2, x1). Same products in one roll:
+        # roll(x) = cat(x2, x1) and the sign moved onto sin (exact: negation commutes with rounding)
+        half = self.head_dim // 2
+        self.cos = cos[0]
+        self.sin = torch.cat([-sin[0, :, :half], sin[0, :, half:]], dim=-1)
 
     def forward(self, ids, positions, mask, start: int, k=None, v=None) -> torch.Tensor:
         """Logits of the last input position.  ids/positions [R, S], mask [R, 1, S, start+S] bool.
@@ -117,12 +113,10 @@ class LeanDecoder:
         for i, p in enumerate(self.layers):
             x = _rms_norm(h, p["ln1"], self.eps)
             qkv = F.linear(x, p["wqkv"], p["bqkv"])
-            q, kk, vv = qkv.split((self.q_size, self.kv_size, self.kv_size), dim=-1)
-            q = q.view(r, s, self.heads, self.head_dim).transpose(1, 2)  # [R, Hq, S, D]
-            kk = kk.view(r, s, self.kv_heads, self.head_dim).transpose(1, 2)
-            vv = vv.view(r, s, self.kv_heads, self.head_dim).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            kk = kk * cos + _rotate_half(kk) * sin
+            qkv = qkv.view(r, s, self.heads + 2 * self.kv_heads, self.head_dim).transpose(1, 2)  # [R, Hq+2Hkv, S, D]
+            qk, vv = qkv.split((self.heads + self.kv_heads, self.kv_heads), dim=1)
+            qk = qk * cos + qk.roll(self.head_dim // 2, dims=-1) * sin  # rotary on queries and keys at once
+            q, kk = qk.split((self.heads, self.kv_heads), dim=1)
             k[i][:, :, start:end] = kk
             v[i][:, :, start:end] = vv
             att = F.scaled_dot_product_attention(

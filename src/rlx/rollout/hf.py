@@ -149,12 +149,14 @@ class HFEngine:
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
         was_training = self.model.training
-        self.model.eval()
+        if was_training:  # no dropout while sampling; .eval()/.train() walk every module, so only when needed
+            self.model.eval()
         try:
             with torch.inference_mode():
                 comp, comp_mask, logprobs, stopped = self._decode(ids, mask, params, generator)
         finally:
-            self.model.train(was_training)
+            if was_training:
+                self.model.train()
         n = params.n
         prompt_ids = ids.repeat_interleave(n, 0)
         prompt_mask = mask.repeat_interleave(n, 0)
@@ -193,7 +195,8 @@ class HFEngine:
         eos = torch.tensor(self.eos_token_ids, device=device)
         pad = torch.full((rows,), self.pad_token_id, dtype=torch.long, device=device)
         stops = _StopStrings(self._table(), params.stop, rows) if params.stop else None
-        active = list(range(rows))
+        active = list(range(rows))  # rows still generating (tracked in Python only with stop strings)
+        eos_set = set(self.eos_token_ids)
         steps = 0
         for t in range(t_max):
             tok, lp = sample_tokens(logits, params, generator)
@@ -210,7 +213,6 @@ class HFEngine:
                     idx = torch.tensor(hit, device=device)
                     stopped[idx] = True
                     done[idx] = True
-                eos_set = set(self.eos_token_ids)
                 hit_set = set(hit)
                 active = [i for i in active if i not in hit_set and toks[i] not in eos_set]
             if t == t_max - 1 or bool(done.all()):

@@ -25,9 +25,11 @@ __all__ = ["D3SConfig", "max_variance_subset", "d3s_sample_select", "d3s_token_s
 class D3SConfig(Section):
     """Dynamic dual-level down-sampling; a level whose start is None is off."""
 
-    sample_keep_start: float | None = Field(None, gt=0, le=1, description="fraction of each group kept at step 0 (None = off)")
+    sample_keep_start: float | None = Field(None, gt=0, le=1,
+        description="fraction of each group kept at step 0 (None = off)")
     sample_keep_end: float = Field(1.0, gt=0, le=1, description="fraction of each group kept after ramp_steps")
-    token_keep_start: float | None = Field(None, gt=0, le=1, description="fraction of valid tokens kept at step 0 (None = off)")
+    token_keep_start: float | None = Field(None, gt=0, le=1,
+        description="fraction of valid tokens kept at step 0 (None = off)")
     token_keep_end: float = Field(1.0, gt=0, le=1, description="fraction of valid tokens kept after ramp_steps")
     ramp_steps: int = Field(100, ge=1, description="steps over which keep fractions go linearly from start to end")
 

@@ -14,6 +14,7 @@ import torch
 
 from rlx.rewards.safe import RewardErrors, safe_score
 from rlx.rollout.base import SamplingParams
+from rlx.sampling.dynamic import group_rows, informative_groups
 from rlx.objectives.config import ObjectiveConfig
 from rlx.train.rlvr_config import RolloutConfig
 from rlx.types import Generation, RolloutBatch
@@ -93,10 +94,9 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         groups = rewards.view(-1, g)
         n_groups += groups.shape[0]
         if ocfg.dynamic_sampling:
-            keep = (groups.max(dim=1).values - groups.min(dim=1).values) > ocfg.zero_var_tol
-            zero_var += int((~keep).sum())
-            keep = keep.nonzero().squeeze(1)[:need]
-            rows = (keep[:, None] * g + torch.arange(g)).reshape(-1)
+            keep = informative_groups(rewards, g, ocfg.zero_var_tol)
+            zero_var += groups.shape[0] - keep.numel()
+            rows = group_rows(keep[:need], g)
         else:
             rows = torch.arange(rewards.shape[0])
         if rows.numel():

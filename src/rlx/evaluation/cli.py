@@ -1,0 +1,117 @@
+"""`rlx eval CHECKPOINT --task NAME`: greedy accuracy and pass@k of a checkpoint, as JSON and a table.
+
+    rlx eval assets/arith-base --task arithmetic --n 500 --samples 16
+    rlx eval runs/q4 --task arithmetic task.max_operands=3 --out runs/q4-eval
+
+CHECKPOINT is a Hugging Face directory or hub id (the same path users with network take).
+Task options are dotted overrides of the task config (`task.FIELD=VALUE`). With --out, the run
+directory contract applies (config.yaml, metrics.jsonl, summary.json, plots/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from rlx.config import ConfigError, Section, apply_overrides, build_config, dump_yaml
+from rlx.evaluation.config import EvalConfig
+
+__all__ = ["add_arguments", "main", "EvalRunConfig"]
+
+
+class EvalRunConfig(Section):
+    kind: Literal["eval"] = Field("eval", description="what this run directory holds")
+    checkpoint: str = Field(description="HF directory or hub id")
+    seed: int = Field(0, ge=0, description="sampling seed for pass@k")
+    task: dict = Field(description="task config (validated by the task's own schema)")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation settings")
+    device: str = Field("auto", description="auto, cpu or cuda")
+    threads: int = Field(0, ge=0, description="torch CPU threads; 0 = min(2, cores)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="Hugging Face directory (e.g. assets/arith-base, RUN/model) or hub id")
+    p.add_argument("--task", required=True, help="task name: arithmetic, countdown, math")
+    p.add_argument("overrides", nargs="*", help="task.FIELD=VALUE overrides, e.g. task.max_operands=3")
+    p.add_argument("--n", type=int, default=500, help="held-out problems (default 500)")
+    p.add_argument("--samples", type=int, default=0, help="samples per problem for pass@k (default 0: greedy only)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for pass@k")
+    p.add_argument("--max-new-tokens", type=int, default=16, help="completion length limit")
+    p.add_argument("--batch-size", type=int, default=256, help="prompts per generation call")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--out", default=None, help="run directory to write (optional)")
+    p.add_argument("--json", dest="json_path", default=None, help="also write the result JSON here")
+
+
+def _config(args) -> tuple[EvalRunConfig, object]:
+    from rlx.tasks.config import TaskConfig
+    from pydantic import TypeAdapter
+
+    bad = [o for o in args.overrides if not o.startswith("task.")]
+    if bad:
+        raise ConfigError(f"config error: override {bad[0]!r}: rlx eval takes only task.FIELD=VALUE overrides")
+    task_data = apply_overrides({"task": {"name": args.task}}, args.overrides)["task"]
+    cfg = build_config(EvalRunConfig, {
+        "checkpoint": args.checkpoint, "seed": args.seed, "task": task_data, "device": args.device,
+        "eval": {"n": args.n, "samples": args.samples, "temperature": args.temperature,
+                 "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size},
+    })
+    try:
+        task_cfg = TypeAdapter(TaskConfig).validate_python(task_data)
+    except Exception as e:  # pydantic ValidationError -> one line per field
+        from pydantic import ValidationError
+
+        if isinstance(e, ValidationError):
+            from rlx.config import _format_errors
+
+            raise ConfigError(_format_errors(e, task_data).replace("config error: ", "config error: task.")
+                              ) from None
+        raise
+    return cfg, task_cfg
+
+
+def main(args) -> int:
+    cfg, task_cfg = _config(args)
+    from rich.console import Console
+    from rich.table import Table
+
+    from rlx.evaluation.evaluate import evaluate
+    from rlx.models import ModelConfig, load_policy
+    from rlx.rollout import make_engine
+    from rlx.runtime import pick_device, set_threads
+    from rlx.tasks import make_task
+
+    set_threads(cfg.threads)
+    task = make_task(task_cfg)
+    model, tokenizer = load_policy(ModelConfig(path=cfg.checkpoint))
+    model.to(pick_device(cfg.device)).eval()
+    run = None
+    if args.out:
+        from rlx.rundir import RunDir
+
+        run = RunDir(Path(args.out), dump_yaml(cfg))
+    t0 = time.perf_counter()
+    result = evaluate(make_engine("hf", model, tokenizer), task, task.heldout(cfg.eval.n), cfg.eval, tokenizer,
+                      seed=cfg.seed)
+    metrics = {**result.metrics, "time/eval_seconds": time.perf_counter() - t0, "eval/problems": float(cfg.eval.n)}
+    if run is not None:
+        run.log(0, metrics)
+        run.write_summary(metrics)
+        run.close()
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(metrics, indent=2) + "\n")
+    table = Table(title=f"{cfg.checkpoint} on {args.task} ({cfg.eval.n} held-out problems)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, f"{v:.4f}" if k.startswith("eval/") and k != "eval/problems" else f"{v:.4g}")
+    Console().print(table)
+    print(json.dumps(metrics), file=sys.stdout)
+    return 0

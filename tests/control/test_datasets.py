@@ -1,0 +1,52 @@
+"""Offline dataset builder: D4RL keys, consistent transitions, normalised scores."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rlx.cli import main as cli_main
+from rlx.control.datasets import REF_SCORES, build_dataset, load_dataset, normalized_score
+
+
+def test_dataset_keys_and_transition_consistency(tmp_path):
+    data = build_dataset("CartPole-v1", "medium-replay", 2000, seed=0)
+    n = len(data["rewards"])
+    assert n >= 2000
+    assert data["observations"].shape == (n, 4) and data["next_observations"].shape == (n, 4)
+    assert data["actions"].dtype == np.int64 and data["terminals"].dtype == bool
+    done = data["terminals"] | data["timeouts"]
+    assert done[-1]  # cut at an episode end
+    # inside an episode the next row starts where this one ended
+    inside = ~done[:-1]
+    np.testing.assert_array_equal(data["next_observations"][:-1][inside], data["observations"][1:][inside])
+    meta = json.loads(str(data["meta"]))
+    assert meta["kind"] == "medium-replay" and meta["transitions"] == n
+    # CLI writes the same thing to disk
+    out = tmp_path / "cp.npz"
+    assert cli_main(["make-dataset", "--env", "CartPole-v1", "--kind", "expert", "--transitions", "600",
+                     "--out", str(out)]) == 0
+    disk = load_dataset(out)
+    assert disk["timeouts"].sum() == 2 and disk["terminals"].sum() == 0  # two 500-step expert episodes
+    assert disk["rewards"].sum() == 1000.0
+
+
+def test_pendulum_continuous_and_normalized_score():
+    data = build_dataset("Pendulum-v1", "expert", 400, seed=0)
+    assert data["actions"].shape == (400, 1) and np.abs(data["actions"]).max() <= 2.0
+    assert data["timeouts"].sum() == 2 and data["terminals"].sum() == 0
+    # D4RL normalisation: random -> 0, expert -> 100, halfway -> 50
+    ref = REF_SCORES["CartPole-v1"]
+    assert normalized_score("CartPole-v1", ref["random"]) == 0.0
+    assert normalized_score("CartPole-v1", ref["expert"]) == 100.0
+    assert abs(normalized_score("CartPole-v1", (ref["random"] + ref["expert"]) / 2) - 50.0) < 1e-9
+
+
+def test_bad_kind_is_a_config_error(tmp_path, capsys):
+    assert cli_main(["make-dataset", "--kind", "great", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "--kind" in capsys.readouterr().err
+
+
+def test_missing_dataset_file():
+    with pytest.raises(FileNotFoundError, match="make-dataset"):
+        load_dataset("/nonexistent/data.npz")

@@ -1,0 +1,71 @@
+"""Kill a run, resume it, and get exactly the uninterrupted run's metrics (bitwise on CPU)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rlx.cli import main
+from rlx.rundir import read_metrics
+
+
+def _rows(path):
+    """Metrics without wall-clock timings (which legitimately differ)."""
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in read_metrics(path / "metrics.jsonl")]
+
+
+SFT = ["model.tiny.hidden_size=32", "model.tiny.num_layers=2", "model.tiny.intermediate_size=64",
+       "train.steps=6", "train.checkpoint_every=2", "train.log_every=1", "eval.n=8", "eval.every=0"]
+
+
+def test_sft_crash_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
+    assert main(["sft", "recipes/arith_sft.yaml", *SFT, "--out", str(tmp_path / "a")]) == 0
+
+    import rlx.tasks.arithmetic as arith
+
+    real = arith.ArithmeticTask.train_problems
+    calls = {"n": 0}
+
+    def crash_on_fifth(self, n, seed):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # a kill in the middle of step 5
+        return real(self, n, seed)
+
+    monkeypatch.setattr(arith.ArithmeticTask, "train_problems", crash_on_fifth)
+    assert main(["sft", "recipes/arith_sft.yaml", *SFT, "--out", str(tmp_path / "b")]) == 130
+    monkeypatch.setattr(arith.ArithmeticTask, "train_problems", real)
+    assert main(["sft", "recipes/arith_sft.yaml", *SFT, "--out", str(tmp_path / "b"), "--resume"]) == 0
+    assert _rows(tmp_path / "b") == _rows(tmp_path / "a")
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "c").mkdir()
+    assert main(["sft", "recipes/arith_sft.yaml", *SFT, "--out", str(tmp_path / "c"), "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_rlvr_sigkill_mid_run_then_resume_matches(tmp_path, base_model_dir):
+    args = ["recipes/arith_grpo.yaml", f"model.path={base_model_dir}", "train.steps=8", "train.checkpoint_every=2",
+            "eval.n=16", "eval.every=0", "rollout.prompts_per_step=4", "rollout.group_size=4"]
+    assert main(["train", *args, "--out", str(tmp_path / "a")]) == 0
+
+    out_b = tmp_path / "b"
+    proc = subprocess.Popen([sys.executable, "-m", "rlx.cli", "train", *args, "--out", str(out_b)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        steps = [r["step"] for r in read_metrics(out_b / "metrics.jsonl")] if out_b.exists() else []
+        if steps and max(steps) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out_b / "summary.json").exists()
+    assert main(["train", *args, "--out", str(out_b), "--resume"]) == 0
+    assert _rows(out_b) == _rows(tmp_path / "a")
