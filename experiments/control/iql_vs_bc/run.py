@@ -6,7 +6,7 @@ copies. Data (built locally by `rlx.control.datasets`, no download): CartPole-v1
 (20k transitions; random-action probability falls from 1.0 to 0.6 over the episodes; mean episode
 return ~39 of 500) and Pendulum-v1 medium-expert (20k transitions, half the episodes from the
 scripted expert, half with 60% random actions). Metric: D4RL-normalised greedy score (10 episodes)
-after 3k gradient steps (batch 256, MLP 2x128).
+after 1.5k gradient steps (batch 256, MLP 2x64; CPU budget).
 Run: python experiments/control/iql_vs_bc/run.py
 """
 
@@ -22,7 +22,7 @@ SEEDS = [0, 1, 2, 3, 4]
 rows = []
 for env_id, kind in (("CartPole-v1", "medium-replay"), ("Pendulum-v1", "medium-expert")):
     base = {"dataset": {"env": env_id, "kind": kind, "transitions": 20_000, "seed": 0},
-            "train": {"steps": 3000, "hidden": [128, 128], "eval_every": 3000, "eval_episodes": 10}}
+            "train": {"steps": 1500, "hidden": [64, 64], "eval_every": 1500, "eval_episodes": 10}}
     for name, mod, extra in (("BC", bc, {"kind": "bc"}), ("IQL", iql, {"kind": "iql"})):
         vals, _ = run_seeds(mod, {**base, **extra}, SEEDS, key="eval/normalized_score")
         rows.append((f"{env_id} {kind}", name, fmt(vals), vals))

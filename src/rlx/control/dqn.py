@@ -98,7 +98,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     def act_greedy(o: torch.Tensor) -> torch.Tensor:
         return q_net.q(o).argmax(1)
 
-    start = it
+    start = done = it  # iterations (vector steps) completed
     with progress(num_iters * N, "dqn") as bar:
         for it in range(start, num_iters):
             steps = (it + 1) * N
@@ -123,22 +123,23 @@ def run(cfg: Config, run: RunDir | None) -> dict:
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
                     opt.step()
-            if (it + 1) % target_every == 0:
+            done = it + 1
+            if steps % 1000 < N:
+                bar(steps, f"eval {clock.last_mean:.1f}")
+            if done % target_every == 0:
                 target.load_state_dict(q_net.state_dict())
             if run is not None and steps % cfg.log_every < N and metrics:
                 run.log(steps, {"train/loss": float(loss.detach()), "train/td_abs": float(metrics["td_abs"]),
                                 "train/epsilon": eps, "time/train_seconds": clock.elapsed()})
             if clock.due(steps):
-                reached = clock.evaluate(steps, act_greedy)
-                bar(steps, f"eval {clock.last_mean:.1f}")
-                if reached:
+                if clock.evaluate(steps, act_greedy):
                     break
     env.close()
-    steps = (it + 1) * N
+    steps = done * N
     if clock.steps_to_target is None and clock.last_step != steps:
         clock.evaluate(steps, act_greedy)
     if run is not None:
         state = {"q_net": q_net.state_dict(), "target": target.state_dict(), "opt": opt.state_dict(),
-                 "buffer": buf.state_dict(), "rng": rng_state(), "iter": it + 1, "next_eval": clock.next_eval}
+                 "buffer": buf.state_dict(), "rng": rng_state(), "iter": done, "next_eval": clock.next_eval}
         run.save_checkpoint(steps, lambda d: save_torch_state(d, state))
     return {**clock.summary(), "env/steps": float(steps)}

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from rlx.config import Section
+from rlx.config import ConfigError, Section
 from rlx.control.common import EnvConfig, EvalConfig, QNetConfig, load_torch_state, progress, save_torch_state
 from rlx.control.envs import make_vec_env
 from rlx.control.networks import QNetwork, make_value_head
@@ -68,8 +68,6 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     env = make_vec_env(cfg.env.id, cfg.env.num_envs, cfg.seed, cfg.env.backend)
     spec = env.spec
     if not spec.discrete:
-        from rlx.config import ConfigError
-
         raise ConfigError(f"config error: env.id = {cfg.env.id!r}: PQN needs a discrete action space")
     N, T, A = cfg.env.num_envs, cfg.num_steps, spec.num_actions
     q_net = build_q_network(spec.obs_dim, A, cfg.net)
@@ -77,6 +75,8 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     per_update = N * T
     num_updates = max(1, cfg.total_steps // per_update)
     batch = per_update // cfg.minibatches
+    if batch < 1:
+        raise ConfigError(f"config error: minibatches = {cfg.minibatches}: more than num_envs * num_steps = {per_update}")
     start = 0
     clock = EvalClock(cfg.eval, cfg.env.id, cfg.seed, run)
     if run is not None and run.resume and (ckpt := run.latest_checkpoint()) is not None:
@@ -93,7 +93,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
 
     obs = env.reset(cfg.seed)
     metrics: dict[str, torch.Tensor] = {}
-    update = start
+    done = start  # updates completed
     with progress(num_updates * per_update, "pqn") as bar:
         for update in range(start, num_updates):
             steps = update * per_update
@@ -119,24 +119,24 @@ def run(cfg: Config, run: RunDir | None) -> dict:
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
                     opt.step()
-            steps = (update + 1) * per_update
-            if run is not None and (update + 1) % cfg.log_every == 0:
+            done = update + 1
+            steps = done * per_update
+            bar(steps, f"eval {clock.last_mean:.1f}")
+            if run is not None and done % cfg.log_every == 0:
                 run.log(steps, {"train/loss": float(loss.detach()), "train/td_abs": float(metrics["td_abs"]),
                                 "train/epsilon": eps, "train/target_mean": float(targets.mean()),
                                 "env/episodes_ended": float(ro.done.sum()), "time/train_seconds": clock.elapsed()})
             if clock.due(steps):
-                reached = clock.evaluate(steps, act_greedy)
-                bar(steps, f"eval {clock.last_mean:.1f}")
-                if reached:
+                if clock.evaluate(steps, act_greedy):
                     break
-            if run is not None and cfg.checkpoint_every and (update + 1) % cfg.checkpoint_every == 0:
-                _save(run, update + 1, per_update, q_net, opt, clock)
+            if run is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+                _save(run, done, per_update, q_net, opt, clock)
     env.close()
-    steps = (update + 1) * per_update
+    steps = done * per_update
     if clock.steps_to_target is None and clock.last_step != steps:
         clock.evaluate(steps, act_greedy)
     if run is not None:
-        _save(run, update + 1, per_update, q_net, opt, clock)
+        _save(run, done, per_update, q_net, opt, clock)
     return {**clock.summary(), "env/steps": float(steps)}
 
 

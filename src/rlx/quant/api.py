@@ -101,6 +101,8 @@ def quantized_bytes(layers: dict[str, LayerQuant]) -> int:
             total += 2 * lq.col_scale.numel()
         if lq.lr_a is not None:
             total += 2 * (lq.lr_a.numel() + lq.lr_b.numel())
+        if lq.in_proj is not None:  # QLLM channel map: fp16 nonzeros (folded into the previous op in the paper)
+            total += 2 * int((lq.in_proj != 0).sum())
     return int(total)
 
 

