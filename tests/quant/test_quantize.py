@@ -104,6 +104,24 @@ def test_cli_end_to_end_and_bad_input(tiny, tmp_path):
         qcli.main(_args(checkpoint=str(tmp_path / "missing"), out=str(out)))
 
 
+def test_cli_config_file_and_flag_precedence(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    p = argparse.ArgumentParser()
+    qcli.add_arguments(p)
+    a = p.parse_args(["ck", "--out", "o", "--config", str(root / "recipes" / "quant_smollm2_gptq4.yaml"), "--bits", "3"])
+    cfg = qcli.config_from_args(a)
+    assert (cfg.method, cfg.bits, cfg.group_size, cfg.gptq.act_order, cfg.calib.n) == ("gptq", 3, 128, True, 128)
+    a = p.parse_args(["ck", "--out", "o", "--config", str(root / "recipes" / "quant_arith_quest2.yaml")])
+    cfg = qcli.config_from_args(a)
+    assert (cfg.method, cfg.bits, cfg.quest.qat_steps) == ("quest", 2, 300)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: gptq\nbitz: 4\n")
+    with pytest.raises(ConfigError, match="bitz"):
+        qcli.config_from_args(p.parse_args(["ck", "--out", "o", "--config", str(bad)]))
+
+
 def test_rlx_cli_dispatch_exit_code(tmp_path):
     from rlx.cli import main
 

@@ -33,15 +33,20 @@ def gpt2():
     return GPT2LMHeadModel(cfg).eval(), tok
 
 
-def test_blocker():
+def test_blocker(monkeypatch):
     assert fast_path_blocker(tiny_model()[0]) is None
     assert fast_path_blocker(qwen2()[0]) is None
     assert "GPT2LMHeadModel" in fast_path_blocker(gpt2()[0])
+    dyn, _ = tiny_model()
+    dyn.model.rotary_emb.rope_type = "dynamic"  # length-dependent frequencies: not table-driven
+    assert "rope type dynamic" == fast_path_blocker(dyn)
     from peft import LoraConfig, get_peft_model
 
     lora = get_peft_model(tiny_model()[0], LoraConfig(r=2, target_modules=["q_proj"]))
     assert "PeftModel" in fast_path_blocker(lora)  # the wrapper class
     assert "LoRA" in fast_path_blocker(lora.base_model.model)  # injected adapters inside a Llama
+    monkeypatch.setattr("rlx.rollout.fast.MAX_PARAMS", 1000)
+    assert "parameters (fast path is for models up to 0M)" in fast_path_blocker(tiny_model()[0])
 
 
 @pytest.mark.parametrize("build", [lambda: tiny_model(eos_bias=3.0, seed=1), qwen2, gpt2], ids=["llama", "qwen2", "gpt2"])
@@ -78,11 +83,15 @@ def test_fast_sees_weight_updates():
     assert (after.logprobs - teacher_forced_logprobs(model, after)).abs().max().item() < 1e-5
 
 
-def test_peft_lora_model_uses_the_generic_path_exactly(recwarn):
+def test_peft_lora_model_uses_the_generic_path_exactly():
+    import warnings
+
     from peft import LoraConfig, get_peft_model
 
     model, tok = tiny_model(eos_bias=3.0, seed=1)
     lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    gen = HFEngine(lora, tok).generate(PROMPTS, SamplingParams(n=2, max_new_tokens=8), seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gen = HFEngine(lora, tok).generate(PROMPTS, SamplingParams(n=2, max_new_tokens=8), seed=0)
+    assert not [w for w in caught if "past_key_values" in str(w.message)]  # the cache argument is named right
     assert (gen.logprobs - teacher_forced_logprobs(lora, gen)).abs().max().item() < 1e-5
-    assert not [w for w in recwarn if "deprecated" in str(w.message)]  # the cache argument is named right

@@ -4,7 +4,7 @@ Claim (paper: riql): IQL is comparatively robust to data corruption but suffers 
 corruption (heavy-tailed Q targets); RIQL (observation normalisation, quantile ensemble target,
 Huber loss) is more robust across corruption kinds. Data: CartPole-v1 medium-replay, 20k
 transitions built locally; 30% of the transitions corrupted (scale 1.0, random kind as in the
-paper). Metric: D4RL-normalised greedy score (10 episodes) after 1k gradient steps (batch 256,
+paper). Metric: D4RL-normalised greedy score (10 episodes) after 600 gradient steps (batch 256,
 MLP 2x64; RIQL K = 5, alpha = 0.25, delta = 1).
 Run: python experiments/control/riql_vs_iql/run.py
 """
@@ -22,7 +22,7 @@ rows = []
 for kind in ("states", "actions", "rewards", "dynamics"):
     base = {"dataset": {"env": "CartPole-v1", "kind": "medium-replay", "transitions": 20_000, "seed": 0},
             "corruption": {"kind": kind, "mode": "random", "fraction": 0.3, "scale": 1.0},
-            "train": {"steps": 1000, "hidden": [64, 64], "eval_every": 1000, "eval_episodes": 10}}
+            "train": {"steps": 600, "hidden": [64, 64], "eval_every": 600, "eval_episodes": 10}}
     for name, mod in (("IQL", iql), ("RIQL", riql)):
         vals, _ = run_seeds(mod, {**base, "kind": name.lower()}, SEEDS, key="eval/normalized_score")
         rows.append((kind or "clean", name, fmt(vals), vals))

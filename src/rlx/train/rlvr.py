@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import copy
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 
-from rlx.evaluation.evaluate import evaluate
+from rlx.evaluation.evaluate import evaluate, write_passk_counts
 from rlx.models import load_policy, save_model
 from rlx.objectives.build import build_objective
 from rlx.rewards.safe import RewardErrors
@@ -35,6 +35,7 @@ from rlx.train.logprobs import sequence_logprobs
 from rlx.train.optim import make_optimizer
 from rlx.train.progress import fmt_metrics, progress_bar
 from rlx.train.rlvr_config import Config
+from rlx.train.select import d3s_select
 from rlx.train.update import Prepared, update
 
 __all__ = ["Config", "run"]
@@ -91,6 +92,21 @@ def run(cfg: Config, run: RunDir) -> dict:
     engine = make_engine(cfg.rollout.engine, model, tokenizer, **engine_kwargs)
     heldout = task.heldout(cfg.eval.n)
     errors = RewardErrors()
+    rollout_precision, train_precision = nullcontext, nullcontext
+    if t.precision_flow != "none":  # paper jetrl: FP8 in rollouts only, or in rollouts and training
+        from rlx.quant.fp8_flow import fp8_precision
+
+        flow = fp8_precision(model, mode="rollout_only" if t.precision_flow == "fp8_rollout" else "unified")
+        rollout_precision, train_precision = flow.rollout, flow.train
+
+    def held_out_eval(final: bool = False) -> dict[str, float]:
+        model.eval()
+        with rollout_precision():
+            result = evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed)
+        if final:
+            write_passk_counts(result, cfg.eval.samples, run.path / "passk_counts.json")
+        return result.metrics
+
     gen = torch.Generator().manual_seed(cfg.seed)
 
     start, summary = 0, {}
@@ -106,8 +122,7 @@ def run(cfg: Config, run: RunDir) -> dict:
     elif run.resume:
         raise FileNotFoundError(f"--resume: no checkpoint in {run.checkpoint_dir}")
     if not summary:
-        model.eval()
-        before = evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics
+        before = held_out_eval()
         summary = {"eval/accuracy_before": before["eval/accuracy"]}
         summary.update({k.replace("eval/", "eval/before/"): v for k, v in before.items() if "pass@" in k})
         run.log(0, before)
@@ -124,7 +139,7 @@ def run(cfg: Config, run: RunDir) -> dict:
         for step in range(start + 1, t.steps + 1):
             timer = StageTimer()
             model.eval()
-            with timer("rollout"):
+            with timer("rollout"), rollout_precision():
                 collected = collect(engine, task, tokenizer, cfg.rollout, cfg.objective,
                                     seed=cfg.seed * 1_000_003 + step, errors=errors)
             metrics = dict(collected.metrics)
@@ -132,7 +147,7 @@ def run(cfg: Config, run: RunDir) -> dict:
             if batch is not None:
                 batch = _to(batch, device)
                 on_policy = t.epochs == 1 and t.minibatches == 1 and value_head is None
-                with timer("logprobs"):
+                with timer("logprobs"), train_precision():
                     old = ref = old_values = None
                     if not on_policy or objective.cfg.kl_placement == "reward" or objective.cfg.ace_alpha > 0:
                         old, _, old_values = _score(model, batch, value_head)
@@ -147,9 +162,12 @@ def run(cfg: Config, run: RunDir) -> dict:
                     adv, am = objective.advantages(rewards, batch.response_mask, batch.group_size,
                                                    old_logprobs=old, ref_logprobs=ref, values=old_values)
                     metrics.update({f"train/{k}": float(v) for k, v in {**m, **am}.items()})
-                with timer("update"):
+                with timer("update"), train_precision():
                     model.train()
                     prepared = Prepared(batch, adv.advantages, old, ref, old_values, adv.returns)
+                    if cfg.d3s.sample_keep_start is not None or cfg.d3s.token_keep_start is not None:
+                        prepared, dm = d3s_select(prepared, cfg.d3s, step, model)
+                        metrics.update(dm)
                     um = update(model, objective, prepared, opt, sched, epochs=t.epochs, minibatches=t.minibatches,
                                 micro_batch_size=t.micro_batch_size, grad_clip=t.optim.grad_clip, generator=gen,
                                 value_head=value_head)
@@ -161,8 +179,7 @@ def run(cfg: Config, run: RunDir) -> dict:
                 metrics["train/skipped_step"] = 1.0
             if cfg.eval.every and step % cfg.eval.every == 0 and step < t.steps:
                 with timer("eval"):
-                    model.eval()
-                    metrics.update(evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics)
+                    metrics.update(held_out_eval())
             metrics.update(timer.times)
             metrics["time/step"] = sum(timer.times.values())
             if step % t.log_every == 0 or "eval/accuracy" in metrics:
@@ -173,8 +190,7 @@ def run(cfg: Config, run: RunDir) -> dict:
                                                                   "rollout/accuracy": "acc",
                                                                   "eval/accuracy": "heldout"}))
 
-    model.eval()
-    final = evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics
+    final = held_out_eval(final=True)
     run.log(t.steps, final)
     save(t.steps)
     export = model.merge_and_unload() if cfg.model.lora is not None else model

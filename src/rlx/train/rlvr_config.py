@@ -10,6 +10,7 @@ from rlx.config import Section
 from rlx.evaluation.config import EvalConfig
 from rlx.models import ModelConfig
 from rlx.objectives.config import ObjectiveConfig
+from rlx.sampling.downsample import D3SConfig
 from rlx.tasks import TaskConfig
 from rlx.train.optim import OptimConfig
 
@@ -51,6 +52,7 @@ class Config(Section):
     task: TaskConfig = Field(description="where problems come from and how they are scored")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="sampling")
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig, description="advantages, loss, KL")
+    d3s: D3SConfig = Field(default_factory=D3SConfig, description="paper d3s: dual-level down-sampling (off by default)")
     train: RLTrainConfig = Field(default_factory=RLTrainConfig, description="update loop")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="held-out evaluation")
 

@@ -1,0 +1,378 @@
+"""RLVR steps per second: rlx's GRPO loop beside TRL's GRPOTrainer, same model, batch, loss, optimizer, CPU.
+
+    python bench/rlvr_vs_trl.py                        # settings a and b, 1 thread; last line `ratio: N`
+    python bench/rlvr_vs_trl.py --threads 2 --repeats 3
+    python bench/rlvr_vs_trl.py --settings a --profile # also cProfile rlx's loop (printed, not timed)
+
+Needs the `bench` extra (trl, accelerate); installs nothing. Settings (arithmetic task, 2 operands, 2 digits, +-*):
+
+  a  the default tiny recipe: assets/arith-base (else --model-a DIR, a 1M-param 4x128 Llama with the char
+     tokenizer), 4 prompts x 8 samples = 32 completions per step, at most 8 new tokens, EOS allowed
+     (per-step overhead dominates)
+  b  compute-bound: a randomly initialised 4-layer, 256-wide Llama (MLP 1024), 4 prompts x 8 samples,
+     exactly 64 new tokens (EOS logit pushed to -1e4 by a forward hook on lm_head, on both sides)
+
+Same on both sides: weights (one saved HF directory, loaded twice), tokenizer, prompts distribution,
+reward (rlx's arithmetic scorer), temperature 1 / top-p 1 / top-k 0, loss (TRL loss_type="grpo" with
+scale_rewards="group" == rlx preset grpo: seq-mean-token-mean, group advantages divided by std + 1e-4,
+ratio clip 0.2), beta = 0 (no reference model on either side), one optimizer step per generation
+(TRL num_iterations=1; rlx epochs=1, minibatches=1), AdamW (lr 1e-5, betas (0.9, 0.95), eps 1e-8, wd 0),
+grad clip 1.0, constant LR, torch threads = --threads.
+
+Timing. TRL: a TrainerCallback stamps on_step_begin / on_step_end; `TRL step` is begin -> end (generation,
+reward, loss, backward, optimizer; the dataloader fetch and Trainer logging fall outside it, in TRL's
+favour); `TRL e2e` is end -> next end. rlx: the bench drives `rlx.train.rlvr.run` unchanged with a RunDir
+whose `log` stamps the clock; one loop iteration (rollout, verify, advantages, update, metrics row,
+progress bar) is the time between consecutive metrics rows. Periodic eval is off (eval.every=0,
+eval.n=4, before/after eval fall outside the timed rows), checkpoints only at the end. The first
+--warmup steps of each run are dropped; the median is over the rest, pooled over --repeats runs
+per side, run in the order rlx, TRL, TRL, rlx, ... in one process (the machine is shared).
+
+MFU = useful FLOPs per step / median step seconds / measured matmul peak, with P = non-embedding
+parameters, useful FLOPs = 2 P x generated tokens (sampling) + 6 P x (prompt + generated) tokens
+(forward + backward of the update). Prompt prefill, attention and the lm_head are not counted.
+The peak is the best of several timed fp32 [1024 x 1024] @ [1024 x 1024] matmuls at --threads threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import logging
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+LR, BETAS, EPS, WD, CLIP, ADV_EPS = 1e-5, (0.9, 0.95), 1e-8, 0.0, 1.0, 1e-4
+
+
+@dataclass
+class Setting:
+    name: str
+    model_dir: str
+    prompts: int
+    group: int
+    max_new: int
+    no_eos: bool
+    steps: int
+
+    @property
+    def rows(self) -> int:
+        return self.prompts * self.group
+
+
+# -- shared pieces -------------------------------------------------------------------------------
+
+def matmul_peak(threads: int, n: int = 1024, reps: int = 5, trials: int = 7) -> float:
+    """Best GFLOP/s of fp32 n x n matmuls at `threads` threads."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)
+    best = float("inf")
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b, out=out)
+        best = min(best, (time.perf_counter() - t0) / reps)
+    return 2 * n ** 3 / best / 1e9
+
+
+def non_embedding_params(model) -> int:
+    emb = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    head = model.get_output_embeddings()
+    if head is not None:
+        emb |= {id(p) for p in head.parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in emb)
+
+
+def suppress_eos(model, eos_id: int) -> None:
+    """Push the EOS logit to -1e4 (finite: entropies stay finite) so every completion has max_new tokens."""
+    bias = torch.zeros(model.config.vocab_size)
+    bias[eos_id] = -1e4
+    model.lm_head.register_forward_hook(lambda mod, inp, out: out + bias.to(out.dtype))
+
+
+def make_b_model(out: Path, width: int = 256) -> str:
+    from rlx.models import TinyModelConfig, build_tiny_model, char_tokenizer, save_model
+
+    tok = char_tokenizer()
+    cfg = TinyModelConfig(hidden_size=width, num_layers=4, num_heads=4, num_kv_heads=4,
+                          intermediate_size=4 * width, max_position=256)
+    save_model(build_tiny_model(cfg, tok, seed=0), tok, out)
+    return str(out)
+
+
+def task_and_tokens(model_dir: str):
+    from transformers import AutoTokenizer
+
+    from rlx.tasks import make_task
+    from rlx.tasks.config import ArithmeticConfig
+
+    task = make_task(ArithmeticConfig())
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    probe = task.train_problems(256, seed=999)
+    prompt_len = statistics.fmean(len(tok(task.prompt(p))["input_ids"]) for p in probe)
+    return task, prompt_len
+
+
+# -- rlx -----------------------------------------------------------------------------------------
+
+def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False) -> dict:
+    from rlx.rundir import RunDir
+    from rlx.train import rlvr
+
+    class TimedRunDir(RunDir):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.stamps: list[tuple[int, float]] = []
+            self.rows: list[dict] = []
+
+        def log(self, step, metrics):
+            self.stamps.append((int(step), time.perf_counter()))
+            self.rows.append({"step": int(step), **metrics})
+            super().log(step, metrics)
+
+    cfg = rlvr.Config.model_validate({
+        "kind": "rlvr", "seed": seed,
+        "model": {"path": s.model_dir, "threads": threads, "device": "cpu"},
+        "task": {"name": "arithmetic"},
+        "rollout": {"prompts_per_step": s.prompts, "group_size": s.group, "temperature": 1.0, "top_p": 1.0,
+                    "top_k": 0, "max_new_tokens": s.max_new},
+        "objective": {"preset": "grpo", "adv_eps": ADV_EPS},
+        "train": {"steps": s.steps, "micro_batch_size": s.rows, "checkpoint_every": 0,
+                  "optim": {"lr": LR, "betas": list(BETAS), "eps": EPS, "weight_decay": WD, "grad_clip": CLIP}},
+        "eval": {"n": 4, "every": 0, "max_new_tokens": 4},
+    })
+    orig = rlvr.load_policy
+    if s.no_eos:
+        def load_no_eos(mcfg, seed=0):
+            model, tok = orig(mcfg, seed=seed)
+            suppress_eos(model, tok.eos_token_id)
+            return model, tok
+        rlvr.load_policy = load_no_eos
+    prof = cProfile.Profile() if profile else None
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            rd = TimedRunDir(Path(d) / "run", config_yaml="bench\n")
+            if prof:
+                prof.enable()
+            rlvr.run(cfg, rd)
+            if prof:
+                prof.disable()
+    finally:
+        rlvr.load_policy = orig
+    step_t = {st: t for st, t in rd.stamps}  # last stamp per step (the final eval row re-logs the last step)
+    firsts: dict[int, float] = {}
+    for st, t in rd.stamps:
+        firsts.setdefault(st, t)
+    times = [firsts[k] - firsts[k - 1] for k in range(1, s.steps + 1)]
+    rows = {r["step"]: r for r in rd.rows if "time/step" in r}
+    gen = [rows[k]["rollout/response_len"] * s.rows for k in range(1, s.steps + 1)]
+    stages = {key: [rows[k].get(key, 0.0) for k in range(1, s.steps + 1)]
+              for key in ("time/rollout", "time/advantages", "time/update", "time/logprobs", "time/sync")}
+    del step_t
+    return {"times": times, "gen_tokens": gen, "stages": stages, "profile": prof}
+
+
+# -- TRL -----------------------------------------------------------------------------------------
+
+def trl_args(s: Setting, threads: int, seed: int, out: str):
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=out, use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False, seed=seed,
+        per_device_train_batch_size=s.rows, gradient_accumulation_steps=1, num_generations=s.group,
+        max_completion_length=s.max_new, temperature=1.0, top_p=1.0, top_k=0,
+        learning_rate=LR, adam_beta1=BETAS[0], adam_beta2=BETAS[1], adam_epsilon=EPS, weight_decay=WD,
+        max_grad_norm=CLIP, lr_scheduler_type="constant", warmup_steps=0,
+        beta=0.0, num_iterations=1, loss_type="grpo", scale_rewards="group", epsilon=0.2,
+        max_steps=s.steps, logging_steps=10 ** 6, report_to="none", save_strategy="no", disable_tqdm=True,
+        log_completions=False, dataloader_num_workers=0, remove_unused_columns=False,
+    )
+
+
+def run_trl(s: Setting, threads: int, seed: int) -> dict:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOTrainer
+
+    from rlx.tasks import make_task
+    from rlx.tasks.config import ArithmeticConfig
+
+    torch.set_num_threads(threads)
+    task = make_task(ArithmeticConfig())
+    problems = task.train_problems(s.steps * s.prompts + 64, seed=seed + 7)
+    by_prompt = {task.prompt(p): p for p in problems}
+    data = Dataset.from_dict({"prompt": list(by_prompt)})
+    gen_tokens: list[int] = []
+
+    def reward(prompts, completions, completion_ids=None, **_):
+        gen_tokens.append(sum(len(c) for c in completion_ids))
+        return [task.score(c, by_prompt[p]).reward for p, c in zip(prompts, completions)]
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.begin, self.step, self.ends = 0.0, [], []
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.begin = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            now = time.perf_counter()
+            self.step.append(now - self.begin)
+            self.ends.append(now)
+            assert torch.get_num_threads() == threads, torch.get_num_threads()
+
+    model = AutoModelForCausalLM.from_pretrained(s.model_dir, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(s.model_dir, padding_side="left")
+    if s.no_eos:
+        suppress_eos(model, tok.eos_token_id)
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as d:
+        trainer = GRPOTrainer(model=model, reward_funcs=reward, args=trl_args(s, threads, seed, d),
+                              train_dataset=data, processing_class=tok, callbacks=[clock])
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # no per-run metrics dict on stdout
+        trainer.train()
+    e2e = [b - a for a, b in zip(clock.ends, clock.ends[1:])]
+    return {"times": clock.step, "e2e": e2e, "gen_tokens": gen_tokens, "optim": str(trainer.args.optim)}
+
+
+# -- report --------------------------------------------------------------------------------------
+
+def med(xs, skip):
+    xs = xs[skip:]
+    return statistics.median(xs) if xs else float("nan")
+
+
+def bench_setting(s: Setting, args, peak: float, log) -> float:
+    from transformers import AutoModelForCausalLM
+
+    task, prompt_len = task_and_tokens(s.model_dir)
+    P = non_embedding_params(AutoModelForCausalLM.from_pretrained(s.model_dir))
+    log(f"\n== setting {s.name}: {s.model_dir}  P(non-embedding) = {P:,}  batch {s.prompts} prompts x {s.group} "
+        f"= {s.rows} completions  max_new_tokens {s.max_new}  EOS {'suppressed' if s.no_eos else 'allowed'}  "
+        f"prompt {prompt_len:.2f} tokens  {s.steps} steps per run, {args.warmup} warm-up dropped")
+    res = {"rlx": [], "trl": []}
+    order = []
+    for r in range(args.repeats):
+        order += ["rlx", "trl"] if r % 2 == 0 else ["trl", "rlx"]
+    for i, side in enumerate(order):
+        seed = i
+        t0 = time.perf_counter()
+        out = run_rlx(s, args.threads, seed) if side == "rlx" else run_trl(s, args.threads, seed)
+        res[side].append(out)
+        log(f"  run {i + 1}/{len(order)} {side:3s}: {time.perf_counter() - t0:5.1f} s total, median step "
+            f"{med(out['times'], args.warmup):.4f} s, load {os.getloadavg()[0]:.2f}")
+    k = args.warmup
+    rows = {}
+    for side in ("rlx", "trl"):
+        times = [t for o in res[side] for t in o["times"][k:]]
+        toks = [g for o in res[side] for g in o["gen_tokens"][k:]]
+        step = statistics.median(times)
+        gen = statistics.fmean(toks)
+        flops = 2 * P * gen + 6 * P * (s.rows * prompt_len + gen)
+        rows[side] = dict(step=step, gen=gen, tps=gen / step, mfu=flops / step / (peak * 1e9),
+                          spread=(min(statistics.median(o["times"][k:]) for o in res[side]),
+                                  max(statistics.median(o["times"][k:]) for o in res[side])))
+    trl_e2e = statistics.median([t for o in res["trl"] for t in o["e2e"][max(k - 1, 0):]])
+    rlx_stages = {key: statistics.median([v for o in res["rlx"] for v in o["stages"][key][k:]])
+                  for key in res["rlx"][0]["stages"]}
+    log(f"  {'side':10s} {'s/step':>8s} {'(runs min..max)':>17s} {'steps/s':>8s} {'gen tok/step':>12s} "
+        f"{'gen tok/s':>10s} {'MFU':>7s}")
+    for side, label in (("trl", "TRL"), ("rlx", "rlx")):
+        r = rows[side]
+        log(f"  {label:10s} {r['step']:8.4f} {r['spread'][0]:8.4f}..{r['spread'][1]:<8.4f} {1 / r['step']:8.2f} "
+            f"{r['gen']:12.1f} {r['tps']:10.0f} {100 * r['mfu']:6.2f}%")
+    log(f"  TRL end-to-end (on_step_end -> next on_step_end, includes dataloader + logging): {trl_e2e:.4f} s")
+    log("  rlx stage medians: " + "  ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in rlx_stages.items())
+        + " s (time/step excludes metrics/progress bookkeeping)")
+    ratio = rows["trl"]["step"] / rows["rlx"]["step"]
+    log(f"  setting {s.name}: rlx / TRL steps per second = {ratio:.2f}")
+    if args.profile:
+        out = run_rlx(Setting(**{**s.__dict__, "steps": max(6, s.steps // 2)}), args.threads, 0, profile=True)
+        buf = io.StringIO()
+        st = pstats.Stats(out["profile"], stream=buf).strip_dirs().sort_stats("tottime")
+        st.print_stats(25)
+        st.sort_stats("cumulative").print_stats(45)
+        log(f"  -- cProfile of rlx.train.rlvr.run, setting {s.name} (includes model load, before/after eval) --")
+        log(buf.getvalue())
+    return ratio
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=1, help="torch threads on both sides (default 1)")
+    ap.add_argument("--settings", default="a,b", help="comma list of a, b")
+    ap.add_argument("--steps-a", type=int, default=24, help="optimizer steps per run, setting a")
+    ap.add_argument("--steps-b", type=int, default=7, help="optimizer steps per run, setting b")
+    ap.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of every run")
+    ap.add_argument("--repeats", type=int, default=2, help="runs per side per setting (alternating order)")
+    ap.add_argument("--model-a", default=None, help="HF dir for setting a (default assets/arith-base)")
+    ap.add_argument("--profile", action="store_true", help="also print a cProfile of rlx's loop per setting")
+    args = ap.parse_args(argv)
+    if args.threads < 1:
+        raise SystemExit("--threads must be >= 1")
+    warnings.filterwarnings("ignore")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    import transformers
+    import trl
+
+    transformers.utils.logging.disable_progress_bar()
+
+    model_a = args.model_a or str(ROOT / "assets" / "arith-base")
+    if args.model_a and not (Path(model_a) / "config.json").is_file():
+        raise SystemExit(f"--model-a: no HF checkpoint (config.json) at {model_a}")
+    log(f"rlvr_vs_trl  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}  load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}  cores {os.cpu_count()}  threads {args.threads}")
+    log(f"torch {torch.__version__}  transformers {transformers.__version__}  trl {trl.__version__}  "
+        f"python {sys.version.split()[0]}")
+    peak = matmul_peak(args.threads)
+    log(f"measured matmul peak: {peak:.1f} GFLOP/s (fp32 1024^3, {args.threads} thread(s), best of 7)")
+    with tempfile.TemporaryDirectory() as d:
+        b_dir = make_b_model(Path(d) / "b_model") if "b" in args.settings else ""
+        if not (Path(model_a) / "config.json").is_file():
+            log(f"note: {model_a} is missing; setting a uses a random-init 4x128 Llama (MLP 512) instead")
+            model_a = make_b_model(Path(d) / "a_model", width=128)
+        probe = Setting("a", model_a, 4, 8, 8, False, 4)
+        ta = trl_args(probe, args.threads, 0, d)
+        keys = ("use_cpu", "bf16", "fp16", "gradient_checkpointing", "per_device_train_batch_size",
+                "gradient_accumulation_steps", "num_generations", "generation_batch_size", "steps_per_generation",
+                "max_completion_length", "temperature", "top_p", "top_k", "learning_rate", "adam_beta1",
+                "adam_beta2", "adam_epsilon", "weight_decay", "max_grad_norm", "lr_scheduler_type", "optim",
+                "beta", "num_iterations", "loss_type", "scale_rewards", "epsilon", "logging_steps",
+                "report_to", "save_strategy", "use_vllm", "torch_compile", "disable_dropout")
+        log("TRL GRPOConfig (setting a; b differs only in max_completion_length=64):")
+        log("  " + json.dumps({k: (str(getattr(ta, k)) if not isinstance(getattr(ta, k), (int, float, bool, list))
+                                    else getattr(ta, k)) for k in keys}))
+        log(f"rlx: preset grpo, adv_eps {ADV_EPS}, AdamW lr {LR} betas {BETAS} eps {EPS} wd {WD}, grad clip "
+            f"{CLIP}, epochs 1, minibatches 1, micro_batch = batch, rollout engine hf, eval.every 0")
+        ratios = {}
+        settings = {"a": Setting("a", model_a, 4, 8, 8, False, args.steps_a),
+                    "b": Setting("b", b_dir, 4, 8, 64, True, args.steps_b)}
+        for name in args.settings.split(","):
+            ratios[name] = bench_setting(settings[name], args, peak, log)
+    log("\nsummary: rlx / TRL steps per second: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+    log(f"ratio: {ratios.get('a', float('nan')):.2f}")
+
+
+if __name__ == "__main__":
+    main()
