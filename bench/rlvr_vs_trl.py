@@ -32,6 +32,9 @@ MFU = useful FLOPs per step / median step seconds / measured matmul peak, with P
 parameters, useful FLOPs = 2 P x generated tokens (sampling) + 6 P x (prompt + generated) tokens
 (forward + backward of the update). Prompt prefill, attention and the lm_head are not counted.
 The peak is the best of several timed fp32 [1024 x 1024] @ [1024 x 1024] matmuls at --threads threads.
+On a shared machine wall time includes time the process waited for a core; the CPU-seconds columns
+(time.process_time over the same windows) and MFU(CPU) (against the matmul peak per CPU second) show
+the work each side did with the CPU it actually got.
 """
 
 from __future__ import annotations
@@ -74,19 +77,20 @@ class Setting:
 
 # -- shared pieces -------------------------------------------------------------------------------
 
-def matmul_peak(threads: int, n: int = 1024, reps: int = 5, trials: int = 7) -> float:
-    """Best GFLOP/s of fp32 n x n matmuls at `threads` threads."""
+def matmul_peak(threads: int, n: int = 1024, reps: int = 5, trials: int = 7) -> tuple[float, float]:
+    """Best GFLOP/s of fp32 n x n matmuls at `threads` threads: per wall second, per CPU second."""
     torch.set_num_threads(threads)
     a, b = torch.randn(n, n), torch.randn(n, n)
     out = torch.empty(n, n)
     torch.mm(a, b, out=out)
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(trials):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(reps):
             torch.mm(a, b, out=out)
         best = min(best, (time.perf_counter() - t0) / reps)
-    return 2 * n ** 3 / best / 1e9
+        best_cpu = min(best_cpu, (time.process_time() - c0) / reps)
+    return 2 * n ** 3 / best / 1e9, 2 * n ** 3 / best_cpu / 1e9
 
 
 def non_embedding_params(model) -> int:
@@ -137,10 +141,12 @@ def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False) -> dict:
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             self.stamps: list[tuple[int, float]] = []
+            self.cpu: list[tuple[int, float]] = []
             self.rows: list[dict] = []
 
         def log(self, step, metrics):
             self.stamps.append((int(step), time.perf_counter()))
+            self.cpu.append((int(step), time.process_time()))
             self.rows.append({"step": int(step), **metrics})
             super().log(step, metrics)
 
@@ -178,12 +184,16 @@ def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False) -> dict:
     for st, t in rd.stamps:
         firsts.setdefault(st, t)
     times = [firsts[k] - firsts[k - 1] for k in range(1, s.steps + 1)]
+    cfirst: dict[int, float] = {}
+    for st, t in rd.cpu:
+        cfirst.setdefault(st, t)
+    cpu = [cfirst[k] - cfirst[k - 1] for k in range(1, s.steps + 1)]
     rows = {r["step"]: r for r in rd.rows if "time/step" in r}
     gen = [rows[k]["rollout/response_len"] * s.rows for k in range(1, s.steps + 1)]
     stages = {key: [rows[k].get(key, 0.0) for k in range(1, s.steps + 1)]
               for key in ("time/rollout", "time/advantages", "time/update", "time/logprobs", "time/sync")}
     del step_t
-    return {"times": times, "gen_tokens": gen, "stages": stages, "profile": prof}
+    return {"times": times, "cpu": cpu, "gen_tokens": gen, "stages": stages, "profile": prof}
 
 
 # -- TRL -----------------------------------------------------------------------------------------
@@ -224,13 +234,14 @@ def run_trl(s: Setting, threads: int, seed: int) -> dict:
 
     class Clock(TrainerCallback):
         def __init__(self):
-            self.begin, self.step, self.ends = 0.0, [], []
+            self.begin, self.cbegin, self.step, self.cpu, self.ends = 0.0, 0.0, [], [], []
 
         def on_step_begin(self, args, state, control, **kw):
-            self.begin = time.perf_counter()
+            self.begin, self.cbegin = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kw):
             now = time.perf_counter()
+            self.cpu.append(time.process_time() - self.cbegin)
             self.step.append(now - self.begin)
             self.ends.append(now)
             assert torch.get_num_threads() == threads, torch.get_num_threads()
@@ -248,7 +259,7 @@ def run_trl(s: Setting, threads: int, seed: int) -> dict:
         trainer.remove_callback(PrinterCallback)  # no per-run metrics dict on stdout
         trainer.train()
     e2e = [b - a for a, b in zip(clock.ends, clock.ends[1:])]
-    return {"times": clock.step, "e2e": e2e, "gen_tokens": gen_tokens, "optim": str(trainer.args.optim)}
+    return {"times": clock.step, "cpu": clock.cpu, "e2e": e2e, "gen_tokens": gen_tokens, "optim": str(trainer.args.optim)}
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -258,7 +269,7 @@ def med(xs, skip):
     return statistics.median(xs) if xs else float("nan")
 
 
-def bench_setting(s: Setting, args, peak: float, log) -> float:
+def bench_setting(s: Setting, args, peak: tuple[float, float], log) -> float:
     from transformers import AutoModelForCausalLM
 
     task, prompt_len = task_and_tokens(s.model_dir)
@@ -279,29 +290,35 @@ def bench_setting(s: Setting, args, peak: float, log) -> float:
             f"{med(out['times'], args.warmup):.4f} s, load {os.getloadavg()[0]:.2f}")
     k = args.warmup
     rows = {}
+    wall_peak, cpu_peak = peak
     for side in ("rlx", "trl"):
         times = [t for o in res[side] for t in o["times"][k:]]
+        cpus = [t for o in res[side] for t in o["cpu"][k:]]
         toks = [g for o in res[side] for g in o["gen_tokens"][k:]]
-        step = statistics.median(times)
+        step, cpu = statistics.median(times), statistics.median(cpus)
         gen = statistics.fmean(toks)
         flops = 2 * P * gen + 6 * P * (s.rows * prompt_len + gen)
-        rows[side] = dict(step=step, gen=gen, tps=gen / step, mfu=flops / step / (peak * 1e9),
+        rows[side] = dict(step=step, cpu=cpu, gen=gen, tps=gen / step, mfu=flops / step / (wall_peak * 1e9),
+                          mfu_cpu=flops / cpu / (cpu_peak * 1e9), gflop=flops / 1e9,
                           spread=(min(statistics.median(o["times"][k:]) for o in res[side]),
                                   max(statistics.median(o["times"][k:]) for o in res[side])))
     trl_e2e = statistics.median([t for o in res["trl"] for t in o["e2e"][max(k - 1, 0):]])
     rlx_stages = {key: statistics.median([v for o in res["rlx"] for v in o["stages"][key][k:]])
                   for key in res["rlx"][0]["stages"]}
-    log(f"  {'side':10s} {'s/step':>8s} {'(runs min..max)':>17s} {'steps/s':>8s} {'gen tok/step':>12s} "
-        f"{'gen tok/s':>10s} {'MFU':>7s}")
+    log(f"  useful GFLOP per step: 2P x gen + 6P x (prompt + gen) = {rows['rlx']['gflop']:.2f} (rlx), "
+        f"{rows['trl']['gflop']:.2f} (TRL)")
+    log(f"  {'side':5s} {'s/step':>8s} {'runs min..max':>17s} {'steps/s':>8s} {'gen tok/step':>12s} "
+        f"{'gen tok/s':>10s} {'MFU':>7s} | {'CPU s/step':>10s} {'MFU(CPU)':>8s}")
     for side, label in (("trl", "TRL"), ("rlx", "rlx")):
         r = rows[side]
-        log(f"  {label:10s} {r['step']:8.4f} {r['spread'][0]:8.4f}..{r['spread'][1]:<8.4f} {1 / r['step']:8.2f} "
-            f"{r['gen']:12.1f} {r['tps']:10.0f} {100 * r['mfu']:6.2f}%")
+        log(f"  {label:5s} {r['step']:8.4f} {r['spread'][0]:8.4f}..{r['spread'][1]:<8.4f} {1 / r['step']:8.2f} "
+            f"{r['gen']:12.1f} {r['tps']:10.0f} {100 * r['mfu']:6.1f}% | {r['cpu']:10.4f} {100 * r['mfu_cpu']:7.1f}%")
     log(f"  TRL end-to-end (on_step_end -> next on_step_end, includes dataloader + logging): {trl_e2e:.4f} s")
-    log("  rlx stage medians: " + "  ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in rlx_stages.items())
-        + " s (time/step excludes metrics/progress bookkeeping)")
+    log("  rlx stage medians (wall): " + "  ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in rlx_stages.items())
+        + " s")
     ratio = rows["trl"]["step"] / rows["rlx"]["step"]
-    log(f"  setting {s.name}: rlx / TRL steps per second = {ratio:.2f}")
+    log(f"  setting {s.name}: rlx / TRL steps per second = {ratio:.2f} (wall), "
+        f"{rows['trl']['cpu'] / rows['rlx']['cpu']:.2f} (CPU seconds per step)")
     if args.profile:
         out = run_rlx(Setting(**{**s.__dict__, "steps": max(6, s.steps // 2)}), args.threads, 0, profile=True)
         buf = io.StringIO()
@@ -346,7 +363,8 @@ def main(argv=None) -> None:
     log(f"torch {torch.__version__}  transformers {transformers.__version__}  trl {trl.__version__}  "
         f"python {sys.version.split()[0]}")
     peak = matmul_peak(args.threads)
-    log(f"measured matmul peak: {peak:.1f} GFLOP/s (fp32 1024^3, {args.threads} thread(s), best of 7)")
+    log(f"measured matmul peak: {peak[0]:.1f} GFLOP/s per wall second, {peak[1]:.1f} GFLOP/s per CPU second "
+        f"(fp32 1024^3, {args.threads} thread(s), best of 7)")
     with tempfile.TemporaryDirectory() as d:
         b_dir = make_b_model(Path(d) / "b_model") if "b" in args.settings else ""
         if not (Path(model_a) / "config.json").is_file():

@@ -59,14 +59,23 @@ class RolloutBatch:
     group_size: int  # G
     texts: tuple[str, ...] = ()
     finish_reasons: tuple[str, ...] = ()
+    completion_mask: torch.Tensor | None = None  # [N, T] bool, generated tokens (None: = response_mask);
+    # differs from response_mask once selection (d3s) narrows the loss to some tokens: the forward
+    # pass still attends to every generated token.
 
     def __post_init__(self) -> None:
         n, t = self.completion_ids.shape
         assert self.response_mask.shape == (n, t), "response_mask must be [N, T]"
+        assert self.completion_mask is None or self.completion_mask.shape == (n, t), "completion_mask must be [N, T]"
         assert self.rollout_logprobs.shape == (n, t), "rollout_logprobs must be [N, T]"
         assert self.rewards.shape == (n,) and self.correct.shape == (n,), "rewards/correct must be [N]"
         assert self.group_index.shape == (n,), "group_index must be [N]"
         assert self.group_size >= 1 and n % self.group_size == 0, "N must be a multiple of G"
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        """[N, T] tokens the forward pass sees (all generated tokens)."""
+        return self.response_mask if self.completion_mask is None else self.completion_mask
 
     @property
     def num_sequences(self) -> int:

@@ -126,3 +126,16 @@ def test_rlx_cli_dispatch_exit_code(tmp_path):
     from rlx.cli import main
 
     assert main(["quantize", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_calibration_loss_mask_marks_completion():
+    from rlx.quant.calib import calibration_from_texts
+
+    tok = char_tokenizer()
+    ids, mask, loss_mask = calibration_from_texts(["1+2=3", "7=7"], tok, 16, prompts=["1+2=", "7="])
+    # row 0: '1','+','2','=','3',EOS -> 6 tokens; completion = '3' + EOS at positions 4, 5
+    assert mask[0].tolist() == [1, 1, 1, 1, 1, 1]
+    assert loss_mask[0].tolist() == [0, 0, 0, 0, 1, 1]
+    # row 1: '7','=','7',EOS then 2 pads
+    assert mask[1].tolist() == [1, 1, 1, 1, 0, 0] and loss_mask[1].tolist() == [0, 0, 1, 1, 0, 0]
+    assert ids[0, 5].item() == tok.eos_token_id and ids[1, 4].item() == tok.pad_token_id

@@ -45,3 +45,15 @@ def test_noise_keeps_true_verdict_in_score():
     cfg = RewardConfig(noise="flip", noise_p=1.0)
     s = combine(cfg, correct=True, parsed=True, format_ok=True, problem_id="q", completion="46")
     assert s.correct and s.reward == 0.0 and s.parts == {"correct": 0.0, "format": 1.0}
+
+
+def test_summarize_counts_unparsed():
+    from rlx.rewards import summarize
+    from rlx.tasks import Score
+
+    scores = [Score(1.0, True, True, {"correct": 1.0, "format": 1.0}), Score(0.0, False, False, {"correct": 0.0, "format": 0.0}),
+              Score(0.5, False, True, {"correct": 0.0, "format": 1.0}), Score(0.0, False, False, {"correct": 0.0, "format": 0.0})]
+    # reward (1+0+0.5+0)/4 = 0.375; accuracy 1/4; format 2/4; unparsed 2 of 4
+    assert summarize(scores) == {"rollout/reward": 0.375, "rollout/accuracy": 0.25, "rollout/format": 0.5,
+                                 "rollout/unparsed": 2.0, "rollout/unparsed_frac": 0.5}
+    assert summarize([]) == {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from rlx.models import TinyModelConfig, build_tiny_model, char_tokenizer

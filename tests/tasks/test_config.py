@@ -41,3 +41,12 @@ def test_bad_values_give_one_line_naming_the_field(task, needle):
         build_config(Recipe, {"task": task})
     msg = str(e.value)
     assert needle in msg and "\n" not in msg and msg.startswith("config error:") and "task" in msg
+
+
+def test_load_task_config_from_name_or_dict():
+    from rlx.tasks import load_task_config
+
+    assert load_task_config("countdown") == CountdownConfig()
+    assert load_task_config({"name": "arithmetic", "max_operands": 3}).max_operands == 3
+    with pytest.raises(ConfigError, match="sudoku"):
+        load_task_config("sudoku")

@@ -71,7 +71,7 @@ def _fit(q_net, opt, obs, actions, targets, steps, batch, gen) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def run(cfg: Config, run: RunDir | None) -> dict:

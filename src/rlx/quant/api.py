@@ -64,8 +64,9 @@ def method_fn(method: str) -> Callable:
 
 
 def quantize(model: nn.Module, cfg: QuantConfig, tokenizer=None,
-             calib: tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None = None) -> QuantResult:
-    """Quantize `model` in place. calib: (ids [N, T], mask [N, T]) or ids; None = draw from cfg.calib.task."""
+             calib: tuple[torch.Tensor, ...] | torch.Tensor | None = None) -> QuantResult:
+    """Quantize `model` in place. calib: ids [N, T], (ids, mask) or (ids, mask, loss_mask);
+    None = draw from cfg.calib.task (prompt + reference completion; loss mask on the completion)."""
     linears = find_linears(model, cfg.skip)
     if not linears:
         raise ConfigError(f"config error: skip = {cfg.skip}: no Linear layers left to quantize")

@@ -14,14 +14,17 @@ from rlx.quant.config import CalibConfig
 __all__ = ["calibration_from_texts", "calibration_from_task", "task_texts"]
 
 
-def calibration_from_texts(texts: list[str], tokenizer, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+def calibration_from_texts(texts: list[str], tokenizer, seq_len: int, prompts: list[str] | None = None
+                           ) -> tuple[torch.Tensor, ...]:
     """Tokenize texts -> (ids [N, T], mask [N, T]); T = min(seq_len, longest).
 
-    Like rlx SFT data: the text's tokens without BOS, then EOS (right padding).
+    Like rlx SFT data: the text's tokens without BOS, then EOS (right padding). With `prompts`
+    (each a prefix of its text) a third tensor loss_mask [N, T] marks the completion tokens + EOS.
     """
-    rows = []
-    for t in texts:
+    rows, starts = [], []
+    for i, t in enumerate(texts):
         ids = tokenizer(t, add_special_tokens=False)["input_ids"]
+        starts.append(len(tokenizer(prompts[i], add_special_tokens=False)["input_ids"]) if prompts else 0)
         if tokenizer.eos_token_id is not None:
             ids = ids + [tokenizer.eos_token_id]
         rows.append(ids[:seq_len])
@@ -32,7 +35,12 @@ def calibration_from_texts(texts: list[str], tokenizer, seq_len: int) -> tuple[t
     for i, r in enumerate(rows):
         ids[i, : len(r)] = torch.tensor(r)
         mask[i, : len(r)] = 1
-    return ids, mask
+    if prompts is None:
+        return ids, mask
+    loss_mask = mask.clone()
+    for i, s in enumerate(starts):
+        loss_mask[i, :s] = 0
+    return ids, mask, loss_mask
 
 
 def _make_task(name: str):
@@ -49,12 +57,15 @@ def _make_task(name: str):
     return make_task(cfg)
 
 
-def task_texts(name: str, n: int, seed: int, tokenizer=None, heldout: bool = False) -> list[str]:
-    """Prompt + reference completion texts of `n` problems (training split, or the held-out set)."""
+def task_texts(name: str, n: int, seed: int, tokenizer=None, heldout: bool = False) -> tuple[list[str], list[str]]:
+    """(prompt + reference completion texts, prompts) of `n` problems (training split, or held out)."""
     task = _make_task(name)
     problems = task.heldout(n) if heldout else task.train_problems(n, seed=seed)
-    return [task.prompt(p, tokenizer) + task.reference_completion(p) for p in problems]
+    prompts = [task.prompt(p, tokenizer) for p in problems]
+    return [q + task.reference_completion(p) for q, p in zip(prompts, problems)], prompts
 
 
-def calibration_from_task(cfg: CalibConfig, tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
-    return calibration_from_texts(task_texts(cfg.task, cfg.n, cfg.seed, tokenizer), tokenizer, cfg.seq_len)
+def calibration_from_task(cfg: CalibConfig, tokenizer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids, mask, loss_mask): the loss mask marks completion tokens (used by QAT methods)."""
+    texts, prompts = task_texts(cfg.task, cfg.n, cfg.seed, tokenizer)
+    return calibration_from_texts(texts, tokenizer, cfg.seq_len, prompts)

@@ -132,7 +132,7 @@ def gptq_layers(model: nn.Module, linears: dict[str, nn.Linear], calib, bits: in
     token_weights [N, T] scale each token's contribution to H (RSQ). `transform(name, lin, H)` may
     return (W_to_quantize, H_to_use, make_layerquant) to rotate/scale first (RSQ, QuantLRM).
     """
-    ids, mask = calib
+    ids, mask = calib[0], calib[1]
     out: dict[str, LayerQuant] = {}
     for group in group_by_block(list(linears)):
         mods = {n: linears[n] for n in group}

@@ -159,19 +159,25 @@ def swap_module(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
-def lm_loss(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over real (mask = 1) target tokens."""
+def lm_loss(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor,
+            loss_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean next-token cross-entropy over target tokens with loss_mask = 1 (default: every real token)."""
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
     tgt = ids[:, 1:]
-    m = mask[:, 1:].float()
+    m = (loss_mask if loss_mask is not None else mask)[:, 1:].float()
     ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), reduction="none")
     return (ce * m.reshape(-1)).sum() / m.sum().clamp_min(1)
 
 
 def train_lm(model: nn.Module, params: list[torch.nn.Parameter], calib, steps: int, lr: float,
              batch_size: int, seed: int) -> list[float]:
-    """A few Adam steps of next-token loss on calibration sequences (QAT / adapter training). Returns losses."""
-    ids, mask = calib
+    """A few Adam steps of next-token loss on calibration sequences (QAT / adapter training). Returns losses.
+
+    calib = (ids, mask) or (ids, mask, loss_mask); with a loss mask (task calibration marks the
+    completion tokens) only those tokens are trained on, as in SFT.
+    """
+    ids, mask = calib[0], calib[1]
+    loss_mask = calib[2] if len(calib) > 2 else None
     if steps == 0 or not params:
         return []
     opt = torch.optim.Adam(params, lr=lr)
@@ -181,7 +187,7 @@ def train_lm(model: nn.Module, params: list[torch.nn.Parameter], calib, steps: i
     model.train()
     for _ in range(steps):
         idx = torch.randint(0, ids.shape[0], (min(batch_size, ids.shape[0]),), generator=g)
-        loss = lm_loss(model, ids[idx], mask[idx])
+        loss = lm_loss(model, ids[idx], mask[idx], loss_mask[idx] if loss_mask is not None else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -111,7 +111,7 @@ class QLLMLinear(nn.Linear):
 
 def quantize_qllm(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantConfig, calib) -> dict[str, LayerQuant]:
     q = cfg.qllm
-    ids, mask = calib
+    ids, mask = calib[0], calib[1]
     out = {}
     for group in group_by_block(list(linears)):
         mods = {n: linears[n] for n in group}
@@ -129,6 +129,10 @@ def quantize_qllm(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantCon
         for n, lin in mods.items():
             P, Wp, _ = disassemble_assemble(lin.weight, ch_max[n], q.outlier_ratio, q.max_split)
             spec = spec_of(cfg.bits, cfg.group_size, cfg.symmetric, Wp.shape[1])
+            if spec.granularity == "group" and Wp.shape[1] % spec.group_size:
+                pad = spec.group_size - Wp.shape[1] % spec.group_size  # zero channels: exact, fill the last group
+                P = torch.nn.functional.pad(P, (0, pad))
+                Wp = torch.nn.functional.pad(Wp, (0, pad))
             qt = int_quantize(Wp, spec)
             new = QLLMLinear(lin, P, qt.dequantize(), q.act_bits, q.rank)
             if q.rank and q.steps:

@@ -54,11 +54,11 @@ def weight_deltas(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantCon
                 raise ConfigError(f"config error: quantlrm.base = {cfg.quantlrm.base!r}: layer {n} missing or of another shape")
             out[n] = lin.weight.detach().float() - mods[n].weight.detach().float()
         return out
-    ids, mask = calib
+    ids, mask = calib[0], calib[1]
     model.zero_grad(set_to_none=True)
     n = min(cfg.calib.batch_size, ids.shape[0])
     with torch.enable_grad():
-        lm_loss(model, ids[:n], mask[:n]).backward()
+        lm_loss(model, ids[:n], mask[:n], calib[2][:n] if len(calib) > 2 else None).backward()
     out = {name: -lin.weight.grad.detach().float().clone() for name, lin in linears.items()}
     model.zero_grad(set_to_none=True)
     return out

@@ -55,7 +55,7 @@ def token_weights(a: torch.Tensor, mask: torch.Tensor, min_weight: float) -> tor
 
 
 def quantize_rsq(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantConfig, calib) -> dict[str, LayerQuant]:
-    ids, mask = calib
+    ids, mask = calib[0], calib[1]
     w = token_weights(attention_concentration(model, ids, mask, cfg.calib.batch_size), mask, cfg.rsq.min_weight)
 
     def rotate(name, lin, H):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rlx.rewards.config import RewardConfig
 from rlx.rewards.noise import flip_reward, random_reward
 from rlx.tasks.base import Score
 
-__all__ = ["combine"]
+__all__ = ["combine", "summarize"]
 
 
 def combine(
@@ -24,3 +26,21 @@ def combine(
     f = 1.0 if format_ok else 0.0
     reward = cfg.correct * c + cfg.format * f
     return Score(reward=reward, correct=bool(correct), parsed=bool(parsed), parts={"correct": c, "format": f})
+
+
+def summarize(scores: Sequence[Score], prefix: str = "rollout/") -> dict[str, float]:
+    """Batch metrics of verifier verdicts: mean reward, accuracy, format rate, unparsed count.
+
+    `{prefix}unparsed` counts malformed outputs (no answer could be read), so they show up in the
+    run's metrics instead of silently scoring 0.
+    """
+    n = len(scores)
+    if n == 0:
+        return {}
+    return {
+        f"{prefix}reward": sum(s.reward for s in scores) / n,
+        f"{prefix}accuracy": sum(s.correct for s in scores) / n,
+        f"{prefix}format": sum(s.parts.get("format", float(s.parsed)) for s in scores) / n,
+        f"{prefix}unparsed": float(sum(not s.parsed for s in scores)),
+        f"{prefix}unparsed_frac": sum(not s.parsed for s in scores) / n,
+    }

@@ -24,7 +24,7 @@ _COSTLY = [
     re.compile(r"(\^|\*\*)\s*\(?\s*\d*\s*(\^|\*\*)"),  # x^2^3, 9**9**9
     re.compile(r"(\^|\*\*)\s*[{(]?\s*-?\d{4,}"),  # exponent with 4+ digits
     re.compile(r"[)}]\s*!|\d{4,}\s*!"),  # factorial of a group or of a 4+ digit number
-    re.compile(r"\d[eE][+-]?\d{4,}"),  # 1e9999
+    re.compile(r"\d[eE][+-]?\d{3,}"),  # 1e999
 ]
 
 

@@ -12,10 +12,14 @@ Our own decode loop over the model's forward:
    soon as every row is finished;
 4. decode the texts once at the end.
 
+The forward is either `rlx.rollout.fast.LeanDecoder` (Llama/Qwen2 up to 200M parameters with plain
+Linear layers: the same arithmetic in fewer ops, preallocated cache) or, for anything else, the
+model's own forward with a transformers DynamicCache; the choice is made once per call.
+
 Logprobs are those of the distribution each token was sampled from (see `SamplingParams`): at
 temperature 1 with no top-k/top-p they equal a teacher-forced forward pass of the same model to
-float rounding (tests/rollout/test_hf_logprobs.py checks 1e-5), which is what makes rollout/trainer
-mismatch metrics meaningful.
+float rounding (tests/rollout/test_hf.py and test_fast.py check 1e-5), which is what makes
+rollout/trainer mismatch metrics meaningful.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ def take_rows(batch: RolloutBatch, rows: torch.Tensor, group_size: int | None = 
         group_size=g,
         texts=tuple(batch.texts[i] for i in idx) if batch.texts else (),
         finish_reasons=tuple(batch.finish_reasons[i] for i in idx) if batch.finish_reasons else (),
+        completion_mask=None if batch.completion_mask is None else batch.completion_mask[rows],
     )
 
 
@@ -75,4 +76,6 @@ def concat_rollouts(batches: Sequence[RolloutBatch], pad_token_id: int) -> Rollo
         group_size=g,
         texts=sum((b.texts for b in batches), ()) if all(b.texts for b in batches) else (),
         finish_reasons=sum((b.finish_reasons for b in batches), ()) if all(b.finish_reasons for b in batches) else (),
+        completion_mask=None if all(b.completion_mask is None for b in batches) else
+        torch.cat([_pad(b.attention_mask, t, False, left=False) for b in batches]),
     )

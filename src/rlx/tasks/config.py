@@ -10,14 +10,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from rlx.config import Section
+from rlx.config import Section, build_config
 from rlx.rewards.config import RewardConfig
 
-__all__ = ["TaskBase", "ArithmeticConfig", "CountdownConfig", "MathConfig", "TaskConfig"]
+__all__ = ["TaskBase", "ArithmeticConfig", "CountdownConfig", "MathConfig", "TaskConfig", "load_task_config"]
 
 _OPS = "+-*/"
 
@@ -32,6 +32,7 @@ def _check_ops(v: str) -> str:
 class TaskBase(Section):
     """Settings every task shares: prompt format, held-out split, reward weights."""
 
+    name: str = Field(description="which task: arithmetic, countdown or math (each subclass fixes it)")
     answer_format: Literal["plain", "boxed", "tags"] = Field(
         "plain", description="plain: completion is the bare answer; boxed: \\boxed{...}; tags: <answer>...</answer>")
     template: str | None = Field(
@@ -51,7 +52,7 @@ class TaskBase(Section):
 class ArithmeticConfig(TaskBase):
     """Random arithmetic expressions with exact answers (paper `randcalc`)."""
 
-    name: Literal["arithmetic"] = "arithmetic"
+    name: Literal["arithmetic"] = Field("arithmetic", description="task kind")
     min_operands: int = Field(2, ge=1, le=32, description="fewest operands in an expression")
     max_operands: int = Field(2, ge=1, le=32, description="most operands in an expression")
     min_digits: int = Field(2, ge=1, le=18, description="fewest digits per operand")
@@ -80,7 +81,7 @@ class ArithmeticConfig(TaskBase):
 class CountdownConfig(TaskBase):
     """Reach a target from given numbers with + - * / (each number at most once)."""
 
-    name: Literal["countdown"] = "countdown"
+    name: Literal["countdown"] = Field("countdown", description="task kind")
     num_numbers: int = Field(4, ge=2, le=8, description="how many numbers are given")
     min_value: int = Field(1, ge=1, le=10_000, description="smallest given number")
     max_value: int = Field(100, ge=1, le=10_000, description="largest given number")
@@ -103,7 +104,7 @@ class MathConfig(TaskBase):
     With neither `path` nor `dataset`, the small sample shipped with rlx is used (for tests).
     """
 
-    name: Literal["math"] = "math"
+    name: Literal["math"] = Field("math", description="task kind")
     path: str | None = Field(None, description="local .jsonl or .parquet file with one problem per row")
     dataset: str | None = Field(None, description="Hugging Face datasets name (or local dataset dir) instead of path")
     dataset_config: str | None = Field(None, description="dataset configuration name, if the dataset has several")
@@ -135,3 +136,17 @@ class MathConfig(TaskBase):
 
 
 TaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig], Field(discriminator="name")]
+
+
+class _TaskSection(Section):
+    task: TaskConfig
+
+
+def load_task_config(data: str | dict[str, Any]) -> TaskBase:
+    """A task config from a bare name (`"countdown"`, e.g. `rlx eval --task countdown`) or a dict.
+
+    Errors are one-line ConfigErrors naming the field (`task.<name>.<field>`).
+    """
+    if isinstance(data, str):
+        data = {"name": data}
+    return build_config(_TaskSection, {"task": data}).task

@@ -25,8 +25,6 @@ from rlx.types import Problem
 
 __all__ = ["heldout_set", "difficulty_levels", "generalization_split", "evaluation_sets", "unseen_composition"]
 
-_ALL_OPS = "+-*/"
-
 
 def heldout_set(cfg: ArithmeticConfig, n: int, keep: Callable[[Problem], bool] | None = None,
                 allow_fewer: bool = False) -> list[Problem]:

@@ -64,7 +64,7 @@ def _wrap_lora(model, cfg):
 
 @torch.no_grad()
 def _score(model, batch, value_head=None):
-    return sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.response_mask,
+    return sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.attention_mask,
                              value_head=value_head)
 
 
@@ -207,5 +207,5 @@ def _to(batch, device):
     from dataclasses import replace
 
     fields = ("prompt_ids", "prompt_mask", "completion_ids", "response_mask", "rollout_logprobs", "rewards",
-              "correct", "group_index")
-    return replace(batch, **{f: getattr(batch, f).to(device) for f in fields})
+              "correct", "group_index", "completion_mask")
+    return replace(batch, **{f: getattr(batch, f).to(device) for f in fields if getattr(batch, f) is not None})

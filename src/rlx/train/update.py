@@ -36,7 +36,7 @@ class Prepared:
 def _micro_loss(model, objective: Objective, p: Prepared, idx: torch.Tensor, norm, value_head):
     b = p.batch
     logprobs, entropies, values = sequence_logprobs(
-        model, b.prompt_ids[idx], b.prompt_mask[idx], b.completion_ids[idx], b.response_mask[idx],
+        model, b.prompt_ids[idx], b.prompt_mask[idx], b.completion_ids[idx], b.attention_mask[idx],
         with_entropy=True, value_head=value_head)
     old = p.old_logprobs[idx] if p.old_logprobs is not None else logprobs.detach()
     inputs = LossInputs(
