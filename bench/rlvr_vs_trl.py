@@ -179,8 +179,7 @@ def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False) -> dict:
                 prof.disable()
     finally:
         rlvr.load_policy = orig
-    step_t = {st: t for st, t in rd.stamps}  # last stamp per step (the final eval row re-logs the last step)
-    firsts: dict[int, float] = {}
+    firsts: dict[int, float] = {}  # first row per step (the final eval re-logs the last step after the loop)
     for st, t in rd.stamps:
         firsts.setdefault(st, t)
     times = [firsts[k] - firsts[k - 1] for k in range(1, s.steps + 1)]
@@ -192,7 +191,6 @@ def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False) -> dict:
     gen = [rows[k]["rollout/response_len"] * s.rows for k in range(1, s.steps + 1)]
     stages = {key: [rows[k].get(key, 0.0) for k in range(1, s.steps + 1)]
               for key in ("time/rollout", "time/advantages", "time/update", "time/logprobs", "time/sync")}
-    del step_t
     return {"times": times, "cpu": cpu, "gen_tokens": gen, "stages": stages, "profile": prof}
 
 

@@ -80,3 +80,11 @@ def test_config_errors_name_the_field(tmp_path):
         make_task(MathConfig(path=str(path)))
     with pytest.raises(ConfigError, match="task.dataset"):
         make_task(MathConfig(dataset=str(tmp_path / "missing_dir")))
+
+
+def test_gsm8k_style_answers_keep_the_final_number():
+    from rlx.tasks.mathdata import final_answer
+
+    assert final_answer("She has 3 + 4 = 7 apples.\n#### 7") == "7"
+    assert final_answer("Total 1,234 dollars\n#### 1,234") == "1234"
+    assert final_answer("  \\frac{1}{2} ") == "\\frac{1}{2}"

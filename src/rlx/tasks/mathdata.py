@@ -97,7 +97,7 @@ class MathTask(VerifiableTask):
                 if key not in row:
                     raise ConfigError(f"config error: task.{field_name} = {key!r}: not a field of row {i} "
                                       f"of the {where} (fields: {sorted(row)[:10]})")
-            question, answer = str(row[q]).strip(), str(row[a]).strip()
+            question, answer = str(row[q]).strip(), final_answer(str(row[a]))
             pid = problem_id(self.name, " ".join(question.split()))
             if pid in seen:
                 continue
@@ -124,3 +124,11 @@ class MathTask(VerifiableTask):
             parsed = parse_number(answer) is not None
             return parsed and numeric_equal(answer, problem.answer), parsed
         return math_equal(answer, problem.answer), True
+
+
+def final_answer(text: str) -> str:
+    """The reference answer of a dataset row: GSM8K writes its solution then `#### 42`; keep `42`."""
+    if "####" in text:
+        text = text.rsplit("####", 1)[1]
+        return text.strip().replace(",", "")
+    return text.strip()
