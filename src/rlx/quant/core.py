@@ -48,8 +48,6 @@ class IntSpec:
             raise ValueError(f"clip = {self.clip}: expected (0, 1]")
         if self.group_size < 1:
             raise ValueError(f"group_size = {self.group_size}: expected >= 1")
-        if not self.symmetric and self.bits == 1:
-            pass  # asymmetric 1 bit is {min, max}-ish with 0 representable; allowed
 
     @property
     def qmax(self) -> int:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlx.quant.fp8 import FP8_MAX, FP8Spec, fake_fp8, fp8_quantize
+from rlx.quant.fp8 import FP8Spec, fake_fp8, fp8_quantize
 from rlx.quant.layers import swap_module
 
 __all__ = ["FP8Linear", "FP8Flow", "fp8_precision", "torchao_convert"]
@@ -143,5 +143,3 @@ def torchao_convert(model: nn.Module) -> nn.Module:  # pragma: no cover - GPU ex
         raise ImportError("torchao is needed for torchao_convert: pip install torchao") from e
     return convert_to_float8_training(model, module_filter_fn=lambda m, n: "lm_head" not in n)
 
-
-_ = FP8_MAX  # re-exported for users checking saturation limits

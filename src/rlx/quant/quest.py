@@ -22,7 +22,6 @@ the quantized weights only.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
