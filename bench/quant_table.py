@@ -290,6 +290,7 @@ def main(argv=None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(markdown(results, cmd.strip()))
     Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
+    Path(args.out).with_suffix(".partial.json").unlink(missing_ok=True)  # the full results supersede it
     print(f"wrote {args.out}")
     return 0
 

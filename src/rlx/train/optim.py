@@ -24,11 +24,16 @@ class OptimConfig(Section):
     schedule: Literal["constant", "cosine"] = Field("constant", description="decay after warmup")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor as a fraction of lr")
     grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 disables clipping")
+    fused: bool = Field(True, description="fused AdamW kernel (faster; differs from the loop version at rounding level)")
 
 
 def make_optimizer(params, cfg: OptimConfig, total_steps: int):
     """(optimizer, scheduler) for `total_steps` optimizer steps."""
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    params = list(params)
+    # fused AdamW: one kernel for all parameters (3x faster than the per-tensor loop on tiny models)
+    fused = cfg.fused and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay,
+                            fused=fused)
 
     def factor(step: int) -> float:
         if cfg.warmup_steps and step < cfg.warmup_steps:
