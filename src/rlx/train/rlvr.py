@@ -134,6 +134,7 @@ def run(cfg: Config, run: RunDir) -> dict:
 
     t_run = time.perf_counter()
     metrics: dict[str, float] = {}
+
     with progress_bar("rlvr") as bar:
         job = bar.add_task("rlvr", total=t.steps, completed=start, info="")
         for step in range(start + 1, t.steps + 1):
@@ -198,6 +199,10 @@ def run(cfg: Config, run: RunDir) -> dict:
     summary.update(final)
     summary.update({"time/train_seconds": time.perf_counter() - t_run, "train/steps": t.steps,
                     "rollout/reward_errors": float(errors.count)})
+    rows = [r for r in run.metrics() if r.get("rollout/mismatch_kl") is not None]
+    if rows:  # paper jetrl: rollout/trainer mismatch over the whole run (metrics.jsonl survives resumes)
+        summary.update({"rollout/mismatch_kl_mean": sum(r["rollout/mismatch_kl"] for r in rows) / len(rows),
+                        "rollout/max_importance_ratio": max(r["rollout/max_importance_ratio"] for r in rows)})
     return summary
 
 

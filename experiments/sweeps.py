@@ -1,0 +1,40 @@
+"""Shared driver of the multi-seed experiments: one `rlx sweep` per condition, then `rlx compare`.
+
+    run_conditions({"a": [...overrides], "b": [...]}, "recipes/x.yaml", seeds=5, out=..., dest=...)
+
+Runs go to `out` (not committed); the compare report and each seed's summary.json are copied to
+`dest`, which is committed next to the experiment's script.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rlx(*args: str) -> int:
+    cmd = [sys.executable, "-m", "rlx.cli", *args]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.call(cmd, cwd=ROOT)
+
+
+def run_conditions(conditions: dict[str, list[str]], recipe: str, *, seeds: int, out: Path, dest: Path,
+                   metrics: list[str], parallel: int = 2, only: list[str] | None = None) -> int:
+    for name in only or list(conditions):
+        rlx("sweep", recipe, *conditions[name], "--seeds", str(seeds), "--out", str(out / name),
+            "--parallel", str(parallel), "--skip-done")
+    report = out / "report"
+    metric_args = [a for m in metrics for a in ("--metric", m)]
+    code = rlx("compare", *(str(out / n) for n in conditions), "--names", *conditions, *metric_args,
+               "--out", str(report))
+    shutil.rmtree(dest / "report", ignore_errors=True)
+    shutil.copytree(report, dest / "report")
+    summaries = {n: {p.parent.name: json.loads(p.read_text()) for p in sorted((out / n).glob("seed_*/summary.json"))}
+                 for n in conditions}
+    (dest / "summaries.json").write_text(json.dumps(summaries, indent=2, sort_keys=True) + "\n")
+    return code
