@@ -68,3 +68,26 @@ def test_cli_exit_code_2_and_nothing_written(tmp_path, capsys):
 def test_missing_recipe_file(capsys):
     assert main(["train", "recipes/does_not_exist.yaml"]) == 2
     assert "recipe file not found" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_one_line_exit_2_nothing_written(tmp_path, capsys, tiny_model_dir):
+    import shutil
+
+    ck = tmp_path / "ck"
+    shutil.copytree(tiny_model_dir, ck)
+    (ck / "model.safetensors").write_bytes(b"\x00garbage")
+    out = tmp_path / "run"
+    assert main(["train", "recipes/arith_grpo.yaml", f"model.path={ck}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("config error: model.path =") and "unreadable" in err[0]
+    assert not out.exists()
+
+
+def test_missing_dataset_path_names_the_field(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "recipes/arith_grpo.yaml", "task.name=math", f"task.path={tmp_path / 'nope.jsonl'}",
+                 "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("config error: task.path =") and "file not found" in err
+    assert not out.exists()

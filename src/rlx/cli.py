@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -71,9 +72,16 @@ def run_recipe(recipe: str, overrides: list[str], out: str | Path | None, resume
 
     module, cfg = load_recipe(recipe, overrides, expect_kind)
     out_path = Path(out) if out else default_out(recipe)
+    fresh = not out_path.exists()
     run = RunDir(out_path, dump_yaml(cfg), resume=resume)
     try:
         summary = module.run(cfg, run)
+    except ConfigError:
+        # bad input found while setting up (unreadable checkpoint, missing data): leave nothing behind
+        run.close()
+        if fresh and run.latest_checkpoint() is None:
+            shutil.rmtree(out_path, ignore_errors=True)
+        raise
         run.write_summary(summary)
         try:
             run.plot_curves()

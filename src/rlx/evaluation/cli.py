@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, help="task name: arithmetic, countdown, math")
     p.add_argument("overrides", nargs="*", help="task.FIELD=VALUE overrides, e.g. task.max_operands=3")
     p.add_argument("--n", type=int, default=500, help="held-out problems (default 500)")
-    p.add_argument("--samples", type=int, default=0, help="samples per problem for pass@k (default 0: greedy only)")
+    p.add_argument("--samples", type=int, default=4, help="samples per problem for pass@k (default 4; 0: greedy only)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for pass@k")
     p.add_argument("--max-new-tokens", type=int, default=16, help="completion length limit")
     p.add_argument("--batch-size", type=int, default=256, help="prompts per generation call")
