@@ -76,17 +76,17 @@ def run_recipe(recipe: str, overrides: list[str], out: str | Path | None, resume
     run = RunDir(out_path, dump_yaml(cfg), resume=resume)
     try:
         summary = module.run(cfg, run)
-    except ConfigError:
-        # bad input found while setting up (unreadable checkpoint, missing data): leave nothing behind
-        run.close()
-        if fresh and run.latest_checkpoint() is None:
-            shutil.rmtree(out_path, ignore_errors=True)
-        raise
         run.write_summary(summary)
         try:
             run.plot_curves()
         except Exception as e:  # plots are a convenience; never lose a finished run over them
             print(f"warning: could not draw plots: {e}", file=sys.stderr)
+    except ConfigError:
+        # bad input found while setting up (unreadable checkpoint, missing data): leave nothing behind
+        if fresh and run.latest_checkpoint() is None:
+            run.close()
+            shutil.rmtree(out_path, ignore_errors=True)
+        raise
     finally:
         run.close()
     return summary

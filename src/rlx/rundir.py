@@ -190,6 +190,8 @@ class RunDir:
         return plot_run_curves(self.metrics(), self.path / "plots", keys)
 
     def close(self) -> None:
+        """Idempotent."""
         self._metrics.close()
         if self._tb is not None:
             self._tb.close()
+            self._tb = None

@@ -12,6 +12,7 @@ so a trainer picks MSE, Huber, HL-Gauss or two-hot once, when it is built:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Literal
 
 import torch
@@ -38,16 +39,16 @@ def mlp(in_dim: int, hidden: list[int], out_dim: int, layer_norm: bool = False) 
     return nn.Sequential(*layers)
 
 
-class ValueHead(nn.Module):
+class ValueHead(nn.Module, ABC):
     outputs: int
 
+    @abstractmethod
     def q_values(self, out: torch.Tensor) -> torch.Tensor:
         """[..., outputs] -> [...]"""
-        raise NotImplementedError
 
+    @abstractmethod
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mean loss of predictions `out` [B, outputs] against scalar targets [B]."""
-        raise NotImplementedError
 
 
 class ScalarHead(ValueHead):

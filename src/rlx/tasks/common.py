@@ -7,6 +7,7 @@ A task subclasses `VerifiableTask` and provides `_sample(rng)` (one random probl
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from typing import Any
 
 from rlx.config import ConfigError
@@ -29,7 +30,7 @@ def apply_chat_template(text: str, tokenizer: Any | None) -> str | None:
     return out if isinstance(out, str) else None
 
 
-class VerifiableTask:
+class VerifiableTask(ABC):
     """Base of the built-in tasks; implements the `rlx.tasks.base.Task` protocol."""
 
     name: str = ""
@@ -42,7 +43,9 @@ class VerifiableTask:
 
     # -- problems -------------------------------------------------------------------------------
     def _sample(self, rng: random.Random) -> Problem:
-        raise NotImplementedError
+        """One random problem (held-out or not; the caller filters). Generator tasks override it;
+        tasks backed by a fixed pool of rows (MathTask) override train_problems instead."""
+        raise TypeError(f"{type(self).__name__} has no problem generator")
 
     def train_problems(self, n: int, seed: int) -> list[Problem]:
         """`n` training problems drawn with `seed`; never a held-out problem."""
@@ -88,8 +91,9 @@ class VerifiableTask:
         return extract(completion, self.cfg.answer_format)
 
     # -- scoring --------------------------------------------------------------------------------
+    @abstractmethod
     def _verify(self, answer: str, problem: Problem) -> tuple[bool, bool]:
-        raise NotImplementedError
+        """(correct, parsed) of an extracted answer."""
 
     def score(self, completion: str, problem: Problem) -> Score:
         """Total: malformed output scores (correct=False, parsed=False); never raises."""
