@@ -157,7 +157,11 @@ def _print_summary(summary: dict) -> None:
     table.add_column("value", justify="right")
     for k, v in summary.items():
         table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if "eval/accuracy_before" in summary and "eval/accuracy" in summary:
+        console.print(f"[bold]held-out accuracy: {summary['eval/accuracy_before']:.3f} -> "
+                      f"{summary['eval/accuracy']:.3f}[/bold]")
 
 
 if __name__ == "__main__":
