@@ -13,6 +13,7 @@ rollout/max_importance_ratio). Run from the repo root:  python experiments/jetrl
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -32,8 +33,29 @@ def main() -> int:
     common = [f"train.steps={args.steps}", "train.checkpoint_every=0", "eval.every=0"]
     conditions = {flow: [f"train.precision_flow={p}", *common]
                   for flow, p in (("fp32", "none"), ("fp8_rollout", "fp8_rollout"), ("fp8_unified", "fp8_unified"))}
-    return run_conditions(conditions, "recipes/arith_grpo.yaml", seeds=args.seeds, out=ROOT / args.out, dest=HERE,
-                          metrics=["eval/accuracy", "rollout/mismatch_kl_mean", "rollout/max_importance_ratio"], parallel=args.parallel)
+    code = run_conditions(conditions, "recipes/arith_grpo.yaml", seeds=args.seeds, out=ROOT / args.out, dest=HERE,
+                          metrics=["eval/accuracy"], parallel=args.parallel)
+    write_table(json.loads((HERE / "summaries.json").read_text()), HERE / "results.md")
+    return code
+
+
+def write_table(summaries: dict, path: Path) -> None:
+    """Per-metric mean and 95% bootstrap interval over seeds, one row per condition."""
+    import numpy as np
+
+    from rlx.evaluation.stats import bootstrap_ci
+
+    keys = ["eval/accuracy", "rollout/mismatch_kl_mean", "rollout/max_importance_ratio"]
+    lines = ["| condition | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, seeds in summaries.items():
+        cells = []
+        for k in keys:
+            x = np.array([s[k] for s in seeds.values()])
+            point, low, high = bootstrap_ci(x, statistic="mean", reps=10_000, seed=0)
+            cells.append(f"{point:.4g} [{low:.4g}, {high:.4g}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    path.write_text("\n".join(lines) + "\n")
+    print(path.read_text())
 
 
 if __name__ == "__main__":
