@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlx.cli import main as cli_main
-from rlx.control.datasets import REF_SCORES, build_dataset, load_dataset, normalized_score
+from rlx.control.datasets import REF_SCORES, build_dataset, expert_action, load_dataset, normalized_score
 
 
 def test_dataset_keys_and_transition_consistency(tmp_path):
@@ -40,6 +40,48 @@ def test_pendulum_continuous_and_normalized_score():
     assert normalized_score("CartPole-v1", ref["random"]) == 0.0
     assert normalized_score("CartPole-v1", ref["expert"]) == 100.0
     assert abs(normalized_score("CartPole-v1", (ref["random"] + ref["expert"]) / 2) - 50.0) < 1e-9
+
+
+def test_inverted_pendulum_mujoco_dataset():
+    data = build_dataset("InvertedPendulum-v5", "medium-expert", 300, seed=0)
+    n = len(data["rewards"])
+    assert n >= 300
+    assert data["observations"].shape == (n, 4) and data["next_observations"].shape == (n, 4)
+    assert data["observations"].dtype == np.float32 and data["rewards"].dtype == np.float32
+    assert data["actions"].shape == (n, 1) and data["actions"].dtype == np.float32
+    assert np.abs(data["actions"]).max() <= 3.0
+    assert data["terminals"].dtype == bool and data["timeouts"].dtype == bool
+    assert not (data["terminals"] & data["timeouts"]).any()
+    done = data["terminals"] | data["timeouts"]
+    assert done[-1]
+    inside = ~done[:-1]
+    np.testing.assert_array_equal(data["next_observations"][:-1][inside], data["observations"][1:][inside])
+    # v5 terminates exactly when |pole angle| > 0.2 rad, and rewards 1 per step with the pole up
+    # (0 on the falling step)
+    fell = np.abs(data["next_observations"][:, 1]) > 0.2
+    np.testing.assert_array_equal(data["terminals"], fell)
+    np.testing.assert_array_equal(data["rewards"], (~fell).astype(np.float32))
+    # a timeout closes a 1000-step episode: the first episode is medium, the second the expert's
+    # (1000 steps, ends on the time limit, not a fall)
+    ends = np.nonzero(done)[0] + 1
+    lengths = np.diff(np.concatenate([[0], ends]))
+    np.testing.assert_array_equal(lengths[data["timeouts"][ends - 1]], 1000)
+    assert data["timeouts"].sum() >= 1 and data["terminals"].sum() >= 1
+    meta = json.loads(str(data["meta"]))
+    assert meta["episodes"] == len(ends) and meta["transitions"] == n
+
+
+def test_inverted_pendulum_expert_keeps_the_pole_up():
+    from rlx.control.envs import GymVecEnv
+
+    env = GymVecEnv("InvertedPendulum-v5", 4, seed=123)  # 4 seeds: 123..126
+    obs = env.reset()
+    for _ in range(250):
+        out = env.step(expert_action("InvertedPendulum-v5", obs))
+        assert not (out.terminated | out.truncated).any()
+        obs = out.obs
+    env.close()
+    assert obs[:, 1].abs().max() < 0.05  # the pole stays near upright, well inside the 0.2 rad limit
 
 
 def test_bad_kind_is_a_config_error(tmp_path, capsys):

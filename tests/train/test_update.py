@@ -71,3 +71,22 @@ def test_on_policy_shortcut_equals_explicit_old_logprobs(tiny_model_dir):
                micro_batch_size=4, grad_clip=0.0, generator=torch.Generator().manual_seed(0))
     for pa, pb in zip(model_a.parameters(), model_b.parameters()):
         torch.testing.assert_close(pa, pb, rtol=0, atol=1e-6)
+
+
+def test_entropy_bonus_reaches_the_gradient(tiny_model_dir):
+    """With entropy_coef > 0 the entropies carry gradient; with 0 they are only a metric."""
+
+    def grad(coef: float) -> torch.Tensor:
+        model, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
+        batch = _batch()
+        obj = build_objective(ObjectiveConfig(entropy_coef=coef), max_new_tokens=6)
+        adv, _ = obj.advantages(batch.rewards, batch.response_mask, batch.group_size)
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        before = torch.cat([q.detach().flatten().clone() for q in model.parameters()])
+        metrics = update(model, obj, Prepared(batch, adv.advantages, None, None), opt, sched, epochs=1,
+                         minibatches=1, micro_batch_size=12, grad_clip=0.0, generator=torch.Generator())
+        assert metrics["train/entropy/mean"] > 0
+        return before - torch.cat([q.detach().flatten() for q in model.parameters()])
+
+    assert (grad(0.1) - grad(0.0)).abs().max() > 1e-4

@@ -13,7 +13,8 @@ Format (`.npz`, one array per key, N transitions; the same keys and meaning as D
 plus `meta` (a JSON string: env, kind, policy, episodes, return statistics).
 
 Policies: `expert` is a scripted controller (CartPole: a linear balance rule, 500/500;
-Pendulum: energy-pumping swing-up with a PD hold at the top), `medium` is the expert taking a
+Pendulum: energy-pumping swing-up with a PD hold at the top; InvertedPendulum (MuJoCo): linear state
+feedback, 1000/1000), `medium` is the expert taking a
 uniformly random action with probability `MEDIUM_EPS[env]`, `random` is uniform. Dataset kinds,
 named after D4RL's: random, medium, expert, medium-expert (half medium, half expert episodes), and
 medium-replay (episodes whose random-action probability falls linearly from 1 to the medium level,
@@ -42,19 +43,22 @@ __all__ = ["DatasetKind", "ENVS", "REF_SCORES", "build_dataset", "save_dataset",
            "normalized_score", "reference_scores", "expert_action", "add_arguments", "main"]
 
 DatasetKind = Literal["random", "medium", "expert", "medium-expert", "medium-replay"]
-ENVS = ("CartPole-v1", "Pendulum-v1")
-MEDIUM_EPS = {"CartPole-v1": 0.6, "Pendulum-v1": 0.6}
+ENVS = ("CartPole-v1", "Pendulum-v1", "InvertedPendulum-v5")  # the last needs `pip install mujoco imageio`
+MEDIUM_EPS = {"CartPole-v1": 0.6, "Pendulum-v1": 0.6, "InvertedPendulum-v5": 0.15}
 # measured with reference_scores(100) on gymnasium 1.4 (see experiments/control/datasets/results.md)
 REF_SCORES: dict[str, dict[str, float]] = {
     "CartPole-v1": {"random": 22.24, "expert": 500.0},
     "Pendulum-v1": {"random": -1204.24, "expert": -145.44},
+    "InvertedPendulum-v5": {"random": 5.02, "expert": 1000.0},  # mujoco 4.0
 }
 
 
 def expert_action(env_id: str, obs: torch.Tensor) -> torch.Tensor:
     """Scripted expert. CartPole: push towards where the pole falls, with small cart-centring terms.
     Pendulum (obs cos, sin, angular velocity): pump energy towards the upright energy, PD-hold near
-    the top."""
+    the top. InvertedPendulum (obs cart x, pole angle, their velocities; force in [-3, 3]): linear
+    feedback a = 2 x + 30 angle + 3 x' + 3 angle' (gains tuned by hand; all positive, as in an LQR
+    for a cart-pole: push under the falling pole, and away from the centre to tip it back)."""
     if env_id == "CartPole-v1":
         return ((obs[:, 2] + 0.3 * obs[:, 3] + 0.05 * obs[:, 0] + 0.1 * obs[:, 1]) > 0).long()
     if env_id == "Pendulum-v1":
@@ -64,6 +68,9 @@ def expert_action(env_id: str, obs: torch.Tensor) -> torch.Tensor:
         pump = torch.where(w.abs() < 1e-3, torch.full_like(w, 2.0), pump)
         hold = torch.clamp(-10 * torch.atan2(s, c) - 2 * w, -2, 2)
         return torch.where(c > 0.85, hold, pump).unsqueeze(1)
+    if env_id == "InvertedPendulum-v5":
+        gains = torch.tensor([2.0, 30.0, 3.0, 3.0])
+        return torch.clamp(obs @ gains, -3, 3).unsqueeze(1)
     raise ConfigError(f"config error: env = {env_id!r}: datasets support {ENVS}")
 
 

@@ -19,10 +19,12 @@ def sequence_logprobs(
     completion_ids: torch.Tensor,  # [N, T]
     completion_mask: torch.Tensor,  # [N, T] bool
     with_entropy: bool = False,
+    entropy_grad: bool = False,
     value_head: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Return (logprobs [N, T], entropies [N, T] or None, values [N, T] or None), float32, 0 on padding.
 
+    Entropies carry gradient only with `entropy_grad` (an entropy bonus); otherwise they are a metric.
     `value_head` maps the last hidden state at the position that predicts token t to V(s_t) (PPO).
     """
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
@@ -37,9 +39,10 @@ def sequence_logprobs(
     logprobs = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
     logprobs = torch.where(completion_mask, logprobs, torch.zeros_like(logprobs))
     entropies = None
-    if with_entropy:
-        entropies = -(logp_all.exp() * logp_all).sum(-1)
-        entropies = torch.where(completion_mask, entropies, torch.zeros_like(entropies))
+    if with_entropy:  # a metric by default: no autograd graph over [N, T, V] unless the loss uses it
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            entropies = -(logp_all.exp() * logp_all).sum(-1)
+            entropies = torch.where(completion_mask, entropies, torch.zeros_like(entropies))
     values = None
     if value_head is not None:
         hidden = out.hidden_states[-1][:, -(t + 1):-1]  # [N, T, H]

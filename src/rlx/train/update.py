@@ -37,13 +37,13 @@ def _micro_loss(model, objective: Objective, p: Prepared, idx: torch.Tensor, nor
     b = p.batch
     logprobs, entropies, values = sequence_logprobs(
         model, b.prompt_ids[idx], b.prompt_mask[idx], b.completion_ids[idx], b.attention_mask[idx],
-        with_entropy=True, value_head=value_head)
+        with_entropy=True, entropy_grad=objective.needs_entropies, value_head=value_head)
     old = p.old_logprobs[idx] if p.old_logprobs is not None else logprobs.detach()
     inputs = LossInputs(
         logprobs=logprobs, old_logprobs=old, advantages=p.advantages[idx], response_mask=b.response_mask[idx],
         ref_logprobs=None if p.ref_logprobs is None else p.ref_logprobs[idx],
         rollout_logprobs=b.rollout_logprobs[idx],
-        entropies=entropies if objective.needs_entropies else entropies.detach(),
+        entropies=entropies,
         values=values, old_values=None if p.old_values is None else p.old_values[idx],
         returns=None if p.returns is None else p.returns[idx],
     )
