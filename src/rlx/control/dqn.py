@@ -48,7 +48,7 @@ class Config(Section):
     eps_start: float = Field(1.0, ge=0, le=1, description="initial epsilon")
     eps_end: float = Field(0.04, ge=0, le=1, description="final epsilon")
     exploration_fraction: float = Field(0.16, gt=0, le=1, description="fraction of training over which epsilon decays")
-    threads: int = Field(1, ge=0, le=256, description="torch threads (0: min(2, cores))")
+    threads: int = Field(1, ge=0, le=256, description="torch threads (0: 1)")
     tensorboard: bool = Field(False, description="mirror metrics to TensorBoard (if installed)")
     log_every: int = Field(1000, ge=1, description="log train/* every this many env steps")
 

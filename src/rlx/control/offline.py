@@ -237,7 +237,7 @@ class OfflineLoop(Section):
     hidden: list[int] = Field([256, 256], min_length=1, description="hidden widths of every MLP")
     eval_every: int = Field(5000, ge=1, description="greedy evaluation every this many gradient steps")
     eval_episodes: int = Field(10, ge=1, le=1000, description="greedy evaluation episodes")
-    threads: int = Field(1, ge=0, le=256, description="torch threads (0: min(2, cores))")
+    threads: int = Field(1, ge=0, le=256, description="torch threads (0: 1)")
     tensorboard: bool = Field(False, description="mirror metrics to TensorBoard (if installed)")
     checkpoint_every: int = Field(0, ge=0, description="checkpoint every this many steps (0: only at the end)")
 

@@ -49,7 +49,7 @@ class Config(Section):
     eps_start: float = Field(1.0, ge=0, le=1, description="initial epsilon of epsilon-greedy exploration")
     eps_end: float = Field(0.05, ge=0, le=1, description="final epsilon")
     exploration_fraction: float = Field(0.2, gt=0, le=1, description="fraction of training over which epsilon decays")
-    threads: int = Field(1, ge=0, le=256, description="torch threads (0: min(2, cores)); 1 is fastest for tiny nets")
+    threads: int = Field(1, ge=0, le=256, description="torch threads (0: 1); 1 is fastest for tiny nets")
     tensorboard: bool = Field(False, description="mirror metrics to TensorBoard (if installed)")
     checkpoint_every: int = Field(0, ge=0, description="checkpoint every this many updates (0: only at the end)")
     log_every: int = Field(10, ge=1, description="log train/* every this many updates")

@@ -47,7 +47,7 @@ class Config(Section):
     batch_size: int = Field(256, ge=1, description="regression minibatch size")
     lr: float = Field(1e-3, gt=0, le=1, description="Adam learning rate of the regression")
     eval_episodes: int = Field(10, ge=1, le=1000, description="greedy evaluation episodes")
-    threads: int = Field(1, ge=0, le=256, description="torch threads (0: min(2, cores))")
+    threads: int = Field(1, ge=0, le=256, description="torch threads (0: 1)")
     tensorboard: bool = Field(False, description="mirror metrics to TensorBoard (if installed)")
 
 

@@ -32,7 +32,7 @@ class EvalRunConfig(Section):
     task: dict = Field(description="task config (validated by the task's own schema)")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation settings")
     device: str = Field("auto", description="auto, cpu or cuda")
-    threads: int = Field(0, ge=0, description="torch CPU threads; 0 = min(2, cores)")
+    threads: int = Field(0, ge=0, description="torch CPU threads; 0 = 1 (best for small models)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

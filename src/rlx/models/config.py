@@ -39,7 +39,7 @@ class ModelConfig(Section):
     tiny: TinyModelConfig | None = Field(None, description="build a tiny model from scratch instead of loading")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="parameter dtype")
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
-    threads: int = Field(0, ge=0, le=256, description="torch CPU threads; 0 = min(2, cores)")
+    threads: int = Field(0, ge=0, le=256, description="torch CPU threads; 0 = 1 (best for small models)")
     trust_remote_code: bool = Field(False, description="passed to from_pretrained for custom architectures")
     lora: "LoraConfig | None" = Field(None, description="train LoRA adapters through peft instead of all weights")
 
