@@ -90,3 +90,43 @@ def test_entropy_bonus_reaches_the_gradient(tiny_model_dir):
         return before - torch.cat([q.detach().flatten() for q in model.parameters()])
 
     assert (grad(0.1) - grad(0.0)).abs().max() > 1e-4
+
+
+def _grouped_batch(b=3, g=4, p=6, t=5, seed=0) -> RolloutBatch:
+    """Rows in contiguous groups sharing one (left-padded) prompt, as the rollout stage builds them."""
+    gen = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(4, 99, (b, p), generator=gen)
+    pmask = torch.ones(b, p, dtype=torch.bool)
+    pmask[0, :2] = False
+    prompt[~pmask] = 0
+    n = b * g
+    comp = torch.randint(4, 99, (n, t), generator=gen)
+    cmask = torch.arange(t)[None, :] < torch.randint(1, t + 1, (n,), generator=gen)[:, None]
+    comp[~cmask] = 0
+    return RolloutBatch(prompt.repeat_interleave(g, 0), pmask.repeat_interleave(g, 0), comp, cmask,
+                        torch.zeros(n, t), torch.rand(n, generator=gen), torch.zeros(n, dtype=torch.bool),
+                        torch.arange(n) // g, g)
+
+
+def test_shared_prompt_forward_matches_the_full_forward_values_and_gradients(tiny_model_dir):
+    batch = _grouped_batch()
+    grads, values = [], []
+    for g in (1, batch.group_size):  # 1: every row runs its own prompt
+        model, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
+        lp, ent, _ = sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
+                                       batch.response_mask, with_entropy=True, group_size=g)
+        (lp * torch.linspace(-1, 1, lp.numel()).view_as(lp)).sum().backward()
+        values.append((lp.detach(), ent))
+        grads.append(torch.cat([q.grad.flatten() for q in model.parameters() if q.grad is not None]))
+    torch.testing.assert_close(values[1][0], values[0][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(values[1][1], values[0][1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-5)
+
+
+def test_shared_prompts_are_detected_only_when_rows_really_share_them():
+    from rlx.train.logprobs import groups_share_prompts
+
+    grouped = _grouped_batch()
+    assert groups_share_prompts(grouped.prompt_ids, 4)
+    assert not groups_share_prompts(grouped.prompt_ids, 3)  # 12 rows, but groups of 3 straddle prompts
+    assert not groups_share_prompts(_batch().prompt_ids, 4)  # every row its own prompt

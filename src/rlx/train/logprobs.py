@@ -7,9 +7,43 @@ same weights trainer and engine log-probs agree to float precision (mismatch KL 
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
-__all__ = ["sequence_logprobs"]
+__all__ = ["sequence_logprobs", "groups_share_prompts"]
+
+
+def groups_share_prompts(prompt_ids: torch.Tensor, group_size: int) -> bool:
+    """True when rows come in contiguous groups of `group_size` with identical prompts."""
+    n = prompt_ids.shape[0]
+    if group_size <= 1 or n % group_size:
+        return False
+    grouped = prompt_ids.view(n // group_size, group_size, -1)
+    return bool((grouped == grouped[:, :1]).all())
+
+
+def _shared_prompt_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask, group_size):
+    """Logits [N, T, V] predicting each completion token, running each group's prompt once.
+
+    The B distinct prompts go through the model once with a KV cache; the cache is repeated to the
+    N = B * G rows (differentiably, so gradients of all G completions flow into the one prompt
+    pass), then the completions run against it. Same values as the full forward up to float
+    rounding, with the prompt's FLOPs divided by G.
+    """
+    g = group_size
+    p_ids, p_mask = prompt_ids[::g], prompt_mask[::g].long()
+    out = model(input_ids=p_ids, attention_mask=p_mask, position_ids=(p_mask.cumsum(1) - 1).clamp_min(0),
+                use_cache=True, logits_to_keep=1)
+    cache = out["cache"] if "cache" in out else out.past_key_values  # transformers >= 5.2x renamed it
+    cache.batch_repeat_interleave(g)
+    attention = torch.cat([prompt_mask, completion_mask], dim=1).long()
+    positions = (attention.cumsum(dim=1) - 1).clamp_min(0)[:, prompt_ids.shape[1]:]
+    key = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    rest = model(input_ids=completion_ids, attention_mask=attention, position_ids=positions, use_cache=False,
+                 **{key: cache})
+    first = out.logits[:, -1:].repeat_interleave(g, dim=0)  # the last prompt position predicts token 0
+    return torch.cat([first, rest.logits[:, :-1]], dim=1)
 
 
 def sequence_logprobs(
@@ -21,20 +55,27 @@ def sequence_logprobs(
     with_entropy: bool = False,
     entropy_grad: bool = False,
     value_head: torch.nn.Module | None = None,
+    group_size: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Return (logprobs [N, T], entropies [N, T] or None, values [N, T] or None), float32, 0 on padding.
 
     Entropies carry gradient only with `entropy_grad` (an entropy bonus); otherwise they are a metric.
     `value_head` maps the last hidden state at the position that predicts token t to V(s_t) (PPO).
+    `group_size` G > 1: rows come in contiguous groups with one shared prompt, which then runs once
+    per group (checked; falls back to the full forward when prompts differ or a value head is used).
     """
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-    attention = torch.cat([prompt_mask, completion_mask], dim=1).long()
-    position_ids = (attention.cumsum(dim=1) - 1).clamp_min(0)
     t = completion_ids.shape[1]
-    # logits at position P-1+j predict completion token j; keep only those T positions (+1 trailing)
-    out = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids, logits_to_keep=t + 1,
-                use_cache=False, output_hidden_states=value_head is not None)
-    logits = out.logits[:, :-1].float()  # [N, T, V]
+    if value_head is None and groups_share_prompts(prompt_ids, group_size):
+        logits = _shared_prompt_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                       group_size).float()
+    else:
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention = torch.cat([prompt_mask, completion_mask], dim=1).long()
+        position_ids = (attention.cumsum(dim=1) - 1).clamp_min(0)
+        # logits at position P-1+j predict completion token j; keep only those T positions (+1 trailing)
+        out = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
+                    logits_to_keep=t + 1, use_cache=False, output_hidden_states=value_head is not None)
+        logits = out.logits[:, :-1].float()  # [N, T, V]
     logp_all = torch.log_softmax(logits, dim=-1)
     logprobs = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
     logprobs = torch.where(completion_mask, logprobs, torch.zeros_like(logprobs))

@@ -65,7 +65,7 @@ def _wrap_lora(model, cfg):
 @torch.no_grad()
 def _score(model, batch, value_head=None):
     return sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.attention_mask,
-                             value_head=value_head)
+                             value_head=value_head, group_size=batch.group_size)
 
 
 def run(cfg: Config, run: RunDir) -> dict:

@@ -39,7 +39,7 @@ def d3s_select(p: Prepared, cfg: D3SConfig, step: int, model) -> tuple[Prepared,
         b = p.batch
         with torch.no_grad():
             _, entropies, _ = sequence_logprobs(model, b.prompt_ids, b.prompt_mask, b.completion_ids,
-                                                b.attention_mask, with_entropy=True)
+                                                b.attention_mask, with_entropy=True, group_size=b.group_size)
         mask, m = d3s_token_select(p.advantages, entropies, b.response_mask, frac)
         p = replace(p, batch=replace(b, response_mask=mask, completion_mask=b.attention_mask))
         metrics.update({f"rollout/{k}": float(v) for k, v in m.items()})

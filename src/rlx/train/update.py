@@ -4,7 +4,8 @@ Each minibatch computes its `Normalizer` once; every micro-batch's loss is reduc
 back-propagated without dividing by the number of micro-batches, so the accumulated gradient equals
 the one-shot gradient for every aggregation mode (tested in tests/train/test_update.py).
 With one epoch and one minibatch the update is exactly on-policy: old log-probs are the detached
-current ones, computed in the same forward pass (no extra pass).
+current ones, computed in the same forward pass (no extra pass). A micro-batch made of whole groups
+runs each group's shared prompt once (`sequence_logprobs(..., group_size=G)`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _micro_loss(model, objective: Objective, p: Prepared, idx: torch.Tensor, nor
     b = p.batch
     logprobs, entropies, values = sequence_logprobs(
         model, b.prompt_ids[idx], b.prompt_mask[idx], b.completion_ids[idx], b.attention_mask[idx],
-        with_entropy=True, entropy_grad=objective.needs_entropies, value_head=value_head)
+        with_entropy=True, entropy_grad=objective.needs_entropies, value_head=value_head, group_size=b.group_size)
     old = p.old_logprobs[idx] if p.old_logprobs is not None else logprobs.detach()
     inputs = LossInputs(
         logprobs=logprobs, old_logprobs=old, advantages=p.advantages[idx], response_mask=b.response_mask[idx],
