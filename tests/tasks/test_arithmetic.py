@@ -117,3 +117,18 @@ def test_spacing_does_not_change_the_id():
     b = make_task(ArithmeticConfig(spaced=True)).train_problems(20, seed=5)
     assert [p.id for p in a] == [p.id for p in b]
     assert [p.question.replace(" ", "") for p in b] == [p.question for p in a]
+
+
+def test_fixed_training_pool_for_one_shot_rlvr():
+    from rlx.tasks import ArithmeticConfig, make_task
+
+    one = make_task(ArithmeticConfig(train_pool=1, pool_seed=3))
+    a, b = one.train_problems(5, seed=0), one.train_problems(7, seed=9)
+    assert len({p.id for p in a + b}) == 1  # one problem, every step
+    held = {p.id for p in one.heldout(200)}
+    assert a[0].id not in held
+    four = make_task(ArithmeticConfig(train_pool=4, pool_seed=3))
+    ids = {p.id for s in range(20) for p in four.train_problems(8, seed=s)}
+    assert len(ids) == 4 and not ids & held
+    # the pool depends on pool_seed, not on the step seed
+    assert make_task(ArithmeticConfig(train_pool=1, pool_seed=4)).train_problems(1, 0)[0].id != a[0].id

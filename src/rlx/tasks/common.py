@@ -48,7 +48,13 @@ class VerifiableTask(ABC):
         raise TypeError(f"{type(self).__name__} has no problem generator")
 
     def train_problems(self, n: int, seed: int) -> list[Problem]:
-        """`n` training problems drawn with `seed`; never a held-out problem."""
+        """`n` training problems drawn with `seed`; never a held-out problem. With `train_pool` = k,
+        the n problems are drawn with replacement from one fixed pool of k (paper oneshot: k = 1)."""
+        if self.cfg.train_pool is not None:
+            pool = draw(self._sample, self.cfg.train_pool, random.Random(f"pool:{self.cfg.pool_seed}"),
+                        self.cfg.heldout_fraction)
+            rng = random.Random(f"train:{seed}")
+            return [pool[rng.randrange(len(pool))] for _ in range(n)]
         return draw(self._sample, n, random.Random(f"train:{seed}"), self.cfg.heldout_fraction)
 
     def heldout(self, n: int, allow_fewer: bool = False) -> list[Problem]:

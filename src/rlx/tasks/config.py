@@ -40,6 +40,10 @@ class TaskBase(Section):
     heldout_fraction: float = Field(
         0.1, gt=0.0, lt=1.0, description="share of the problem space (by question hash) reserved for held-out evaluation")
     reward: RewardConfig = Field(default_factory=RewardConfig, description="reward weights and noise")
+    train_pool: int | None = Field(
+        None, ge=1, description="train on a fixed pool of this many problems (drawn once with pool_seed; "
+        "1 = one-shot RLVR, paper oneshot; generator tasks only); None = a fresh draw every step")
+    pool_seed: int = Field(0, ge=0, description="seed of the fixed training pool")
 
     @field_validator("template")
     @classmethod
