@@ -5,7 +5,7 @@
       metrics.jsonl      one JSON object per logged step: {"step": int, "train/...": float, ...}
                          keys are namespaced train/, rollout/, eval/, time/ (control: also env/)
       summary.json       final metrics, e.g. eval/accuracy, eval/pass@1, ... (written atomically)
-      checkpoints/       step_XXXXXXXX/ directories, written atomically; LATEST names the newest
+      checkpoints/       step_NNNNNNNN/ directories, written atomically; LATEST names the newest
       plots/             PNG learning curves
 
 Nothing is created before the config has been validated, so bad input leaves no half-written run.
