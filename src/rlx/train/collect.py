@@ -14,12 +14,13 @@ import torch
 
 from rlx.rewards.safe import RewardErrors, safe_score
 from rlx.rollout.base import SamplingParams
+from rlx.sampling.batch import concat_rollouts, take_rows
 from rlx.sampling.dynamic import group_rows, informative_groups
 from rlx.objectives.config import ObjectiveConfig
 from rlx.train.rlvr_config import RolloutConfig
-from rlx.types import Generation, RolloutBatch
+from rlx.types import RolloutBatch
 
-__all__ = ["collect", "concat_generations", "Collected"]
+__all__ = ["collect", "Collected"]
 
 log = logging.getLogger("rlx.rlvr")
 
@@ -30,39 +31,6 @@ class Collected:
     metrics: dict[str, float]
 
 
-def _pad_cat(tensors: list[torch.Tensor], value, left: bool) -> torch.Tensor:
-    width = max(t.shape[1] for t in tensors)
-    out = []
-    for t in tensors:
-        pad = width - t.shape[1]
-        if pad:
-            fill = torch.full((t.shape[0], pad), value, dtype=t.dtype, device=t.device)
-            t = torch.cat([fill, t] if left else [t, fill], dim=1)
-        out.append(t)
-    return torch.cat(out, dim=0)
-
-
-def concat_generations(gens: list[Generation], pad_id: int) -> Generation:
-    """Stack generations of different widths (prompts left-padded, completions right-padded)."""
-    if len(gens) == 1:
-        return gens[0]
-    return Generation(
-        prompt_ids=_pad_cat([g.prompt_ids for g in gens], pad_id, left=True),
-        prompt_mask=_pad_cat([g.prompt_mask for g in gens], False, left=True),
-        completion_ids=_pad_cat([g.completion_ids for g in gens], pad_id, left=False),
-        completion_mask=_pad_cat([g.completion_mask for g in gens], False, left=False),
-        logprobs=_pad_cat([g.logprobs for g in gens], 0.0, left=False),
-        finish_reasons=sum((g.finish_reasons for g in gens), ()),
-        texts=sum((g.texts for g in gens), ()),
-    )
-
-
-def _rows(gen: Generation, idx: torch.Tensor) -> Generation:
-    sel = idx.tolist()
-    return Generation(gen.prompt_ids[idx], gen.prompt_mask[idx], gen.completion_ids[idx], gen.completion_mask[idx],
-                      gen.logprobs[idx], tuple(gen.finish_reasons[i] for i in sel), tuple(gen.texts[i] for i in sel))
-
-
 def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig, seed: int,
             errors: RewardErrors) -> Collected:
     """One step's rollouts: generate, score (never raising), select; `seed` fixes everything."""
@@ -70,11 +38,11 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
     params = SamplingParams(temperature=rcfg.temperature, top_p=rcfg.top_p, top_k=rcfg.top_k,
                             max_new_tokens=rcfg.max_new_tokens, stop=list(rcfg.stop), n=g)
     rounds = 1 + (ocfg.dynamic_sampling_max_rounds if ocfg.dynamic_sampling else 0)
-    kept_gens, kept_rewards, kept_correct, kept_parsed = [], [], [], []
+    kept: list[RolloutBatch] = []
     all_rewards, all_correct, all_parsed, lengths, truncated = [], [], [], [], []
     n_groups = zero_var = 0
     for r in range(rounds):
-        need = rcfg.prompts_per_step - sum(x.shape[0] for x in kept_rewards) // g
+        need = rcfg.prompts_per_step - sum(x.num_sequences for x in kept) // g
         if need <= 0:
             break
         problems = task.train_problems(rcfg.prompts_per_step if r == 0 else need, seed=seed * 101 + r)
@@ -100,8 +68,12 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         else:
             rows = torch.arange(rewards.shape[0])
         if rows.numel():
-            kept_gens.append(_rows(gen, rows))
-            kept_rewards.append(rewards[rows]), kept_correct.append(correct[rows]), kept_parsed.append(parsed[rows])
+            n = rewards.shape[0]
+            batch = RolloutBatch(
+                prompt_ids=gen.prompt_ids, prompt_mask=gen.prompt_mask, completion_ids=gen.completion_ids,
+                response_mask=gen.completion_mask, rollout_logprobs=gen.logprobs, rewards=rewards, correct=correct,
+                group_index=torch.arange(n) // g, group_size=g, texts=gen.texts, finish_reasons=gen.finish_reasons)
+            kept.append(batch if rows.numel() == n else take_rows(batch, rows))
 
     all_r = torch.cat(all_rewards)
     metrics = {
@@ -114,16 +86,9 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         "rollout/zero_variance_groups": float(zero_var),
         **errors.metrics(),
     }
-    if not kept_gens:
+    if not kept:
         metrics["rollout/groups_kept"] = 0.0
         return Collected(None, metrics)
-    gen = concat_generations(kept_gens, tokenizer.pad_token_id)
-    n = gen.completion_ids.shape[0]
-    metrics["rollout/groups_kept"] = float(n // g)
-    batch = RolloutBatch(
-        prompt_ids=gen.prompt_ids, prompt_mask=gen.prompt_mask, completion_ids=gen.completion_ids,
-        response_mask=gen.completion_mask, rollout_logprobs=gen.logprobs, rewards=torch.cat(kept_rewards),
-        correct=torch.cat(kept_correct), group_index=torch.arange(n) // g, group_size=g,
-        texts=gen.texts, finish_reasons=gen.finish_reasons,
-    )
+    batch = concat_rollouts(kept, tokenizer.pad_token_id) if len(kept) > 1 else kept[0]
+    metrics["rollout/groups_kept"] = float(batch.num_sequences // g)
     return Collected(batch, metrics)

@@ -8,6 +8,7 @@ same weights trainer and engine log-probs agree to float precision (mismatch KL 
 from __future__ import annotations
 
 import inspect
+from functools import cache
 
 import torch
 
@@ -21,6 +22,12 @@ def groups_share_prompts(prompt_ids: torch.Tensor, group_size: int) -> bool:
         return False
     grouped = prompt_ids.view(n // group_size, group_size, -1)
     return bool((grouped == grouped[:, :1]).all())
+
+
+@cache
+def _cache_kwarg(model_type: type) -> str:
+    """Name of the KV-cache argument of this model class's forward (renamed in transformers 5.2x)."""
+    return "cache" if "cache" in inspect.signature(model_type.forward).parameters else "past_key_values"
 
 
 def _shared_prompt_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask, group_size):
@@ -39,7 +46,7 @@ def _shared_prompt_logits(model, prompt_ids, prompt_mask, completion_ids, comple
     cache.batch_repeat_interleave(g)
     attention = torch.cat([prompt_mask, completion_mask], dim=1).long()
     positions = (attention.cumsum(dim=1) - 1).clamp_min(0)[:, prompt_ids.shape[1]:]
-    key = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    key = _cache_kwarg(type(model))
     rest = model(input_ids=completion_ids, attention_mask=attention, position_ids=positions, use_cache=False,
                  **{key: cache})
     first = out.logits[:, -1:].repeat_interleave(g, dim=0)  # the last prompt position predicts token 0
