@@ -108,13 +108,14 @@ def _grouped_batch(b=3, g=4, p=6, t=5, seed=0) -> RolloutBatch:
                         torch.arange(n) // g, g)
 
 
-def test_shared_prompt_forward_matches_the_full_forward_values_and_gradients(tiny_model_dir):
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "hf"])
+def test_shared_prompt_forward_matches_the_full_forward_values_and_gradients(tiny_model_dir, lean):
     batch = _grouped_batch()
     grads, values = [], []
     for g in (1, batch.group_size):  # 1: every row runs its own prompt
         model, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
         lp, ent, _ = sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
-                                       batch.response_mask, with_entropy=True, group_size=g)
+                                       batch.response_mask, with_entropy=True, group_size=g, lean=lean)
         (lp * torch.linspace(-1, 1, lp.numel()).view_as(lp)).sum().backward()
         values.append((lp.detach(), ent))
         grads.append(torch.cat([q.grad.flatten() for q in model.parameters() if q.grad is not None]))

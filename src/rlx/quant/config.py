@@ -48,6 +48,9 @@ class QuestConfig(Section):
     trust: float = Field(1.0, gt=0, le=4, description="trust radius in units of half a quantization step")
     qat_steps: int = Field(0, ge=0, le=100000, description="QAT steps on calibration data (0 = post-training only)")
     lr: float = Field(1e-4, gt=0, le=1, description="QAT Adam learning rate")
+    loss: Literal["lm", "distill"] = Field(
+        "lm", description="QAT loss: lm = next-token CE on the calibration tokens; distill = KL from the "
+        "frozen full-precision model's next-token distribution at the same positions")
 
 
 class LQLoRAConfig(Section):
@@ -76,6 +79,9 @@ class LRQATConfig(Section):
     rank: int = Field(8, ge=1, le=4096, description="adapter rank")
     steps: int = Field(100, ge=0, le=100000, description="training steps on calibration data")
     lr: float = Field(1e-3, gt=0, le=1, description="Adam learning rate")
+    loss: Literal["lm", "distill"] = Field(
+        "lm", description="training loss: lm = next-token CE on the calibration tokens; distill = KL from "
+        "the frozen full-precision model's next-token distribution at the same positions")
 
 
 class QuantLRMConfig(Section):

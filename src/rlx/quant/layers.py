@@ -21,7 +21,10 @@ from torch import nn
 from rlx.quant.core import IntSpec, QTensor
 from rlx.quant.hadamard import hadamard
 
-__all__ = ["LayerQuant", "find_linears", "group_by_block", "run_hooked", "spec_of", "swap_module", "lm_loss", "train_lm"]
+__all__ = ["LayerQuant", "find_linears", "group_by_block", "run_hooked", "spec_of", "swap_module", "lm_loss",
+           "distill_kl", "distill_loss", "frozen_teacher", "train_lm", "QAT_LOSSES"]
+
+QAT_LOSSES = ("lm", "distill")
 
 
 @dataclass
@@ -169,15 +172,59 @@ def lm_loss(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor,
     return (ce * m.reshape(-1)).sum() / m.sum().clamp_min(1)
 
 
+def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """sum_i w_i KL(p_teacher,i || p_student,i) / sum_i w_i over positions i (logits [..., V], weight [...]).
+
+    KL(p || q) = sum_v p_v (log p_v - log q_v), p = softmax(teacher), q = softmax(student); its
+    gradient w.r.t. the student logits at position i is w_i (q_i - p_i) / sum w. The teacher is a
+    constant (no gradient flows into it).
+    """
+    dt = torch.promote_types(student_logits.dtype, torch.float32)  # at least fp32 (float64 stays float64)
+    log_q = torch.log_softmax(student_logits.to(dt), dim=-1)
+    log_p = torch.log_softmax(teacher_logits.detach().to(dt), dim=-1)
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1)
+    w = weight.to(dt)
+    return (kl * w).sum() / w.sum().clamp_min(1)
+
+
+def distill_loss(model: nn.Module, teacher: nn.Module, ids: torch.Tensor, mask: torch.Tensor,
+                 loss_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean per-token KL(teacher || model) of the next-token distributions, on the same positions
+    `lm_loss` scores (the prediction at t of token t+1, where loss_mask (default mask) [t+1] = 1)."""
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    with torch.no_grad():
+        t_logits = teacher(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    m = (loss_mask if loss_mask is not None else mask)[:, 1:]
+    return distill_kl(logits, t_logits, m)
+
+
+def frozen_teacher(model: nn.Module) -> nn.Module:
+    """A frozen eval-mode copy of `model` (the full-precision teacher for `loss: distill`)."""
+    import copy
+
+    teacher = copy.deepcopy(model).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
 def train_lm(model: nn.Module, params: list[torch.nn.Parameter], calib, steps: int, lr: float,
-             batch_size: int, seed: int) -> list[float]:
-    """A few Adam steps of next-token loss on calibration sequences (QAT / adapter training). Returns losses.
+             batch_size: int, seed: int, loss: str = "lm", teacher: nn.Module | None = None) -> list[float]:
+    """A few Adam steps on calibration sequences (QAT / adapter training). Returns the losses.
 
     calib = (ids, mask) or (ids, mask, loss_mask); with a loss mask (task calibration marks the
     completion tokens) only those tokens are trained on, as in SFT.
+    loss = "lm": next-token cross-entropy against the calibration tokens (learns the data);
+    loss = "distill": KL(teacher || model) of the next-token distributions at the same positions,
+    teacher = the frozen full-precision model, evaluated on the fly (learns to imitate the FP model;
+    the calibration tokens are only inputs, their labels are never used).
     """
     ids, mask = calib[0], calib[1]
     loss_mask = calib[2] if len(calib) > 2 else None
+    if loss not in QAT_LOSSES:
+        raise ValueError(f"loss = {loss!r}: expected one of {QAT_LOSSES}")
+    if loss == "distill" and teacher is None:
+        raise ValueError("loss = 'distill' needs a teacher model")
     if steps == 0 or not params:
         return []
     opt = torch.optim.Adam(params, lr=lr)
@@ -187,10 +234,14 @@ def train_lm(model: nn.Module, params: list[torch.nn.Parameter], calib, steps: i
     model.train()
     for _ in range(steps):
         idx = torch.randint(0, ids.shape[0], (min(batch_size, ids.shape[0]),), generator=g)
-        loss = lm_loss(model, ids[idx], mask[idx], loss_mask[idx] if loss_mask is not None else None)
+        lmask = loss_mask[idx] if loss_mask is not None else None
+        if loss == "distill":
+            value = distill_loss(model, teacher, ids[idx], mask[idx], lmask)
+        else:
+            value = lm_loss(model, ids[idx], mask[idx], lmask)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(float(value.detach()))
     model.train(was)
     return losses

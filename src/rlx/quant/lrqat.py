@@ -9,6 +9,11 @@ training only A [r, in], B [out, r] with the straight-through estimator through 
 passes no gradient where it saturates). After training the adapters are fused into the integer
 codes: codes = clamp(round(W0' + (alpha/r) B A)) -- the result is an ordinary b-bit weight, no
 extra inference cost. alpha / r = 1 here. B starts at zero so training starts from RTN.
+
+Training loss (`lrqat.loss`): `lm` (default, the paper's next-token loss on the calibration
+tokens) or `distill` (an option not in the paper: KL from the frozen full-precision model's
+next-token distribution at the same positions, see `layers.distill_loss`), which makes LR-QAT
+imitate the model it compresses instead of training further on the calibration task.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from torch import nn
 
 from rlx.quant.config import QuantConfig
 from rlx.quant.core import QTensor, int_quantize, ste_round
-from rlx.quant.layers import LayerQuant, spec_of, swap_module, train_lm
+from rlx.quant.layers import LayerQuant, frozen_teacher, spec_of, swap_module, train_lm
 
 __all__ = ["LRQATLinear", "quantize_lrqat"]
 
@@ -62,6 +67,7 @@ class LRQATLinear(nn.Linear):
 
 def quantize_lrqat(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantConfig, calib) -> dict[str, LayerQuant]:
     q = cfg.lrqat
+    teacher = frozen_teacher(model) if q.steps > 0 and q.loss == "distill" else None
     mods = {n: LRQATLinear(lin, cfg.bits, cfg.group_size, cfg.symmetric, q.rank) for n, lin in linears.items()}
     for n, m in mods.items():
         swap_module(model, n, m)
@@ -72,7 +78,7 @@ def quantize_lrqat(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantCo
     for p in params:
         p.requires_grad_(True)
     try:
-        train_lm(model, params, calib, q.steps, q.lr, cfg.calib.batch_size, cfg.seed)
+        train_lm(model, params, calib, q.steps, q.lr, cfg.calib.batch_size, cfg.seed, loss=q.loss, teacher=teacher)
     finally:
         for p in model.parameters():
             p.requires_grad_(flags.get(id(p), True))

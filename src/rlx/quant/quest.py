@@ -14,9 +14,19 @@ quantization error is small, M = 1[|x' - x_hat'| <= trust * scale / 2], and send
 through H (for trust = 1 this drops exactly the entries clipped by more than half a step).
 
 QAT (`quest.qat_steps` > 0) trains the model through these quantizers (weights, and activations
-when `quest.act_bits` is set) with next-token loss on the calibration sequences; the weights are
-then frozen to their codes. Departure: the paper trains from scratch; here QAT fine-tunes a
-trained checkpoint. Activation quantization stays in memory (QuestLinear); saved HF files carry
+when `quest.act_bits` is set) on the calibration sequences; the weights are then frozen to their
+codes. Departure: the paper trains from scratch; here QAT fine-tunes a trained checkpoint.
+
+QAT loss (`quest.loss`), an option that is not in the paper (which pre-trains, so its loss is the
+next-token loss):
+  * `lm` (default): next-token cross-entropy on the calibration tokens (the completion tokens when
+    the calibration comes from a task). On task data this is also extra task training, so a
+    QAT model can end up *better* than the full-precision one it compresses.
+  * `distill`: KL(p_FP || p_QAT) of the next-token distributions at the same positions, teacher =
+    a frozen copy of the full-precision model taken before quantization, run on the fly
+    (`layers.distill_loss`). The calibration labels are never used: QAT learns to imitate the
+    model it compresses, which makes it a like-for-like comparison with post-training methods
+    that only see the same calibration inputs. Activation quantization stays in memory (QuestLinear); saved HF files carry
 the quantized weights only.
 """
 
@@ -33,7 +43,7 @@ from torch import nn
 from rlx.quant.config import QuantConfig
 from rlx.quant.core import QTensor
 from rlx.quant.hadamard import hadamard
-from rlx.quant.layers import LayerQuant, swap_module, train_lm
+from rlx.quant.layers import LayerQuant, frozen_teacher, swap_module, train_lm
 
 __all__ = ["gaussian_mse_alpha", "quest_fake", "quest_codes", "QuestLinear", "quantize_quest"]
 
@@ -137,6 +147,7 @@ class QuestLinear(nn.Linear):
 
 def quantize_quest(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantConfig, calib) -> dict[str, LayerQuant]:
     q = cfg.quest
+    teacher = frozen_teacher(model) if q.qat_steps > 0 and q.loss == "distill" else None
     mods = {}
     for name, lin in linears.items():
         mods[name] = QuestLinear(lin, cfg.bits, q.act_bits, q.trust)
@@ -148,10 +159,12 @@ def quantize_quest(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantCo
         for p in frozen:
             p.requires_grad_(False)
         try:
-            train_lm(model, params, calib, q.qat_steps, q.lr, cfg.calib.batch_size, cfg.seed)
+            train_lm(model, params, calib, q.qat_steps, q.lr, cfg.calib.batch_size, cfg.seed,
+                     loss=q.loss, teacher=teacher)
         finally:
             for p, f in zip(frozen, flags):
                 p.requires_grad_(f)
+        del teacher
     out = {}
     for name, m in mods.items():
         lq = LayerQuant(quest_codes(m.weight, cfg.bits), cfg.bits, hadamard=True)

@@ -21,14 +21,26 @@ paths against a teacher-forced HF forward to 1e-5.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["fast_path_blocker", "LeanDecoder"]
+__all__ = ["fast_path_blocker", "LeanDecoder", "rms_norm", "fused_layer_weights", "rope_tables", "swiglu_mlp"]
 
 _FAMILIES = {"LlamaForCausalLM", "Qwen2ForCausalLM"}
 MAX_PARAMS = 200_000_000  # above this the per-op overhead is noise and fused weight copies cost real memory
+
+
+_SIZES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _num_params(model: nn.Module) -> int:
+    """Parameter count, remembered per module (walking .parameters() costs ~1 ms per call at every step)."""
+    if model not in _SIZES:
+        _SIZES[model] = sum(p.numel() for p in model.parameters())
+    return _SIZES[model]
 
 
 def fast_path_blocker(model: nn.Module) -> str | None:
@@ -37,7 +49,7 @@ def fast_path_blocker(model: nn.Module) -> str | None:
     if name not in _FAMILIES:
         return f"model class {name} (fast path covers {sorted(_FAMILIES)})"
     cfg = model.config
-    size = sum(p.numel() for p in model.parameters())
+    size = _num_params(model)
     if size > MAX_PARAMS:
         return f"{size / 1e6:.0f}M parameters (fast path is for models up to {MAX_PARAMS / 1e6:.0f}M)"
     if getattr(cfg, "use_sliding_window", False):
@@ -55,7 +67,7 @@ def fast_path_blocker(model: nn.Module) -> str | None:
     return None
 
 
-def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """Same op order as HF's LlamaRMSNorm / Qwen2RMSNorm (float32 statistics, weight in model dtype)."""
     return weight * F.rms_norm(x.float(), (x.shape[-1],), None, eps).to(x.dtype)
 
@@ -64,6 +76,41 @@ def _cat_bias(*mods: nn.Linear) -> torch.Tensor | None:
     if all(m.bias is None for m in mods):
         return None
     return torch.cat([m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in mods])
+
+
+def fused_layer_weights(layer: nn.Module) -> dict[str, torch.Tensor | None]:
+    """One decoder layer's weights with q/k/v and gate/up concatenated (differentiable when grad is on)."""
+    a, m = layer.self_attn, layer.mlp
+    return dict(
+        ln1=layer.input_layernorm.weight, ln2=layer.post_attention_layernorm.weight,
+        wqkv=torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
+        bqkv=_cat_bias(a.q_proj, a.k_proj, a.v_proj),
+        wo=a.o_proj.weight, bo=a.o_proj.bias,
+        wgu=torch.cat([m.gate_proj.weight, m.up_proj.weight]), bgu=_cat_bias(m.gate_proj, m.up_proj),
+        wd=m.down_proj.weight, bd=m.down_proj.bias,
+    )
+
+
+def rope_tables(model: nn.Module, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, signed sin), each [length, head_dim], from the model's own rotary module.
+
+    HF applies x * cos + rotate_half(x) * sin with rotate_half(x) = cat(-x2, x1). The same products come
+    from one roll: roll(x) = cat(x2, x1) with the sign moved onto sin (exact: negation commutes with
+    rounding), so rotary is `x * cos + x.roll(D // 2, -1) * sin`.
+    """
+    inner = model.model
+    w = inner.embed_tokens.weight
+    head_dim = inner.layers[0].self_attn.head_dim
+    positions = torch.arange(length, device=w.device)[None]
+    cos, sin = inner.rotary_emb(w.new_empty(1, length, head_dim), positions)  # [1, L, D] each
+    half = head_dim // 2
+    return cos[0], torch.cat([-sin[0, :, :half], sin[0, :, half:]], dim=-1)
+
+
+def swiglu_mlp(x: torch.Tensor, p: dict, inter: int) -> torch.Tensor:
+    """down(silu(gate(x)) * up(x)) with gate/up as one matmul.  [..., H] -> [..., H]"""
+    g, u = F.linear(x, p["wgu"], p["bgu"]).split(inter, dim=-1)
+    return F.linear(F.silu(g) * u, p["wd"], p["bd"])
 
 
 class LeanDecoder:
@@ -75,17 +122,7 @@ class LeanDecoder:
         cfg = model.config
         self.eps = cfg.rms_norm_eps
         w = inner.embed_tokens.weight
-        self.layers = []
-        for layer in inner.layers:
-            a, m = layer.self_attn, layer.mlp
-            self.layers.append(dict(
-                ln1=layer.input_layernorm.weight, ln2=layer.post_attention_layernorm.weight,
-                wqkv=torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
-                bqkv=_cat_bias(a.q_proj, a.k_proj, a.v_proj),
-                wo=a.o_proj.weight, bo=a.o_proj.bias,
-                wgu=torch.cat([m.gate_proj.weight, m.up_proj.weight]), bgu=_cat_bias(m.gate_proj, m.up_proj),
-                wd=m.down_proj.weight, bd=m.down_proj.bias,
-            ))
+        self.layers = [fused_layer_weights(layer) for layer in inner.layers]
         a0 = inner.layers[0].self_attn
         self.head_dim = a0.head_dim
         self.heads = cfg.num_attention_heads
@@ -97,14 +134,7 @@ class LeanDecoder:
         shape = (rows, self.kv_heads, max_len, self.head_dim)
         self.k = [w.new_empty(shape) for _ in self.layers]  # per layer [N, KV, L, D]
         self.v = [w.new_empty(shape) for _ in self.layers]
-        positions = torch.arange(max_len, device=w.device)[None]
-        probe = w.new_empty(1, max_len, self.head_dim)
-        cos, sin = inner.rotary_emb(probe, positions)  # [1, L, D] each, the model's own rotary
-        # HF: x * cos + rotate_half(x) * sin with rotate_half(x) = cat(-x2, x1). Same products in one roll:
-        # roll(x) = cat(x2, x1) and the sign moved onto sin (exact: negation commutes with rounding)
-        half = self.head_dim // 2
-        self.cos = cos[0]
-        self.sin = torch.cat([-sin[0, :, :half], sin[0, :, half:]], dim=-1)
+        self.cos, self.sin = rope_tables(model, max_len)
 
     def forward(self, ids, positions, mask, start: int, k=None, v=None) -> torch.Tensor:
         """Logits of the last input position.  ids/positions [R, S], mask [R, 1, S, start+S] bool.
@@ -120,7 +150,7 @@ class LeanDecoder:
         end = start + s
         gqa = self.heads != self.kv_heads
         for i, p in enumerate(self.layers):
-            x = _rms_norm(h, p["ln1"], self.eps)
+            x = rms_norm(h, p["ln1"], self.eps)
             qkv = F.linear(x, p["wqkv"], p["bqkv"])
             qkv = qkv.view(r, s, self.heads + 2 * self.kv_heads, self.head_dim).transpose(1, 2)  # [R, Hq+2Hkv, S, D]
             qk, vv = qkv.split((self.heads + self.kv_heads, self.kv_heads), dim=1)
@@ -133,10 +163,8 @@ class LeanDecoder:
             )
             att = att.transpose(1, 2).reshape(r, s, self.q_size)
             h = h + F.linear(att, p["wo"], p["bo"])
-            x = _rms_norm(h, p["ln2"], self.eps)
-            g, u = F.linear(x, p["wgu"], p["bgu"]).split(self.inter, dim=-1)
-            h = h + F.linear(F.silu(g) * u, p["wd"], p["bd"])
-        h = _rms_norm(h[:, -1:], self.model.model.norm.weight, self.eps)
+            h = h + swiglu_mlp(rms_norm(h, p["ln2"], self.eps), p, self.inter)
+        h = rms_norm(h[:, -1:], self.model.model.norm.weight, self.eps)
         return self.model.lm_head(h)[:, -1]  # [R, V]
 
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, n: int) -> torch.Tensor:

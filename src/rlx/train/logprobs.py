@@ -12,6 +12,8 @@ from functools import cache
 
 import torch
 
+from rlx.train.fast_logits import completion_logits, train_path_blocker
+
 __all__ = ["sequence_logprobs", "groups_share_prompts"]
 
 
@@ -63,6 +65,7 @@ def sequence_logprobs(
     entropy_grad: bool = False,
     value_head: torch.nn.Module | None = None,
     group_size: int = 1,
+    lean: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Return (logprobs [N, T], entropies [N, T] or None, values [N, T] or None), float32, 0 on padding.
 
@@ -70,9 +73,14 @@ def sequence_logprobs(
     `value_head` maps the last hidden state at the position that predicts token t to V(s_t) (PPO).
     `group_size` G > 1: rows come in contiguous groups with one shared prompt, which then runs once
     per group (checked; falls back to the full forward when prompts differ or a value head is used).
+    `lean`: use `rlx.train.fast_logits.completion_logits` where it is exact (Llama/Qwen2 with plain
+    Linear layers; same values, about half the CPU time on small models); False forces the HF forward.
     """
     t = completion_ids.shape[1]
-    if value_head is None and groups_share_prompts(prompt_ids, group_size):
+    shared = groups_share_prompts(prompt_ids, group_size)
+    if value_head is None and lean and train_path_blocker(model) is None:
+        logits = completion_logits(model, prompt_ids, prompt_mask, completion_ids, group_size if shared else 1).float()
+    elif value_head is None and shared:
         logits = _shared_prompt_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                        group_size).float()
     else:
