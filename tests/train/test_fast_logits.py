@@ -59,7 +59,7 @@ def test_logits_equal_the_hf_forward_on_valid_positions(build, group):
     prompt, pmask, comp, cmask = batch()
     with torch.no_grad():
         ref = hf_logits(model, prompt, pmask, comp, cmask)
-        mine = completion_logits(model, prompt, pmask, comp, group)
+        mine = completion_logits(model, prompt, pmask, comp, cmask, group)
     assert mine.shape == ref.shape == (12, 6, len(char_tokenizer()))
     valid = cmask[..., None].expand_as(ref)
     assert ref[valid].abs().max() > 0.1  # not a degenerate model
@@ -105,6 +105,42 @@ def test_a_blocked_model_still_gets_correct_logprobs():
     model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=len(tok), n_positions=64)).eval()
     assert "GPT2LMHeadModel" in train_path_blocker(model)
     prompt, pmask, comp, cmask = batch()
+    with torch.no_grad():
+        a = sequence_logprobs(model, prompt, pmask, comp, cmask, group_size=4)[0]
+        b = sequence_logprobs(model, prompt, pmask, comp, cmask, group_size=4, lean=False)[0]
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_only_tokens_that_predict_a_valid_token_are_fed():
+    """Rows of one token (T = 1 and inside a longer batch) and a row that fills T: same values as HF."""
+    model = llama().eval()
+    prompt, pmask, comp, cmask = batch()
+    cmask[:] = False
+    cmask[0, :1] = True  # one token: only the prompt's last position predicts it
+    cmask[1, :] = True  # full length
+    cmask[2:, :3] = True
+    from rlx.train.fast_logits import packed_completion_logits
+
+    with torch.no_grad():
+        logits, where = packed_completion_logits(model, prompt, pmask, comp, cmask, 4)
+        assert logits.shape[0] == 12 + 0 + 5 + 10 * 2  # column 0 of every row, then tokens 1.. of each row
+        ref = hf_logits(model, prompt, pmask, comp, cmask)
+        one = completion_logits(model, prompt[:, :], pmask, comp[:, :1], cmask[:, :1], 4)  # T = 1: no inputs fed
+    torch.testing.assert_close(completion_logits(model, prompt, pmask, comp, cmask, 4)[cmask], ref[cmask],
+                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(one[:, 0], ref[:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_mask_with_holes_takes_the_hf_forward():
+    """The packed path assumes right padding; a completion mask with a hole must not reach it."""
+    from rlx.train.fast_logits import is_prefix_mask
+
+    model = llama().eval()
+    prompt, pmask, comp, cmask = batch()
+    cmask[:] = True
+    assert is_prefix_mask(cmask)
+    cmask[3, 2] = False
+    assert not is_prefix_mask(cmask)
     with torch.no_grad():
         a = sequence_logprobs(model, prompt, pmask, comp, cmask, group_size=4)[0]
         b = sequence_logprobs(model, prompt, pmask, comp, cmask, group_size=4, lean=False)[0]

@@ -69,6 +69,8 @@ def fast_path_blocker(model: nn.Module) -> str | None:
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """Same op order as HF's LlamaRMSNorm / Qwen2RMSNorm (float32 statistics, weight in model dtype)."""
+    if x.dtype == torch.float32 and weight.dtype == torch.float32:  # one op; same values as the general form
+        return F.rms_norm(x, (x.shape[-1],), weight, eps)
     return weight * F.rms_norm(x.float(), (x.shape[-1],), None, eps).to(x.dtype)
 
 

@@ -12,7 +12,7 @@ from functools import cache
 
 import torch
 
-from rlx.train.fast_logits import completion_logits, train_path_blocker
+from rlx.train.fast_logits import is_prefix_mask, packed_completion_logits, train_path_blocker
 
 __all__ = ["sequence_logprobs", "groups_share_prompts"]
 
@@ -55,6 +55,24 @@ def _shared_prompt_logits(model, prompt_ids, prompt_mask, completion_ids, comple
     return torch.cat([first, rest.logits[:, :-1]], dim=1)
 
 
+def _lean_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, group_size, with_entropy,
+                   entropy_grad):
+    """sequence_logprobs through `packed_completion_logits`: softmax only over positions that exist."""
+    logits, where = packed_completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                             group_size)
+    logp_all = torch.log_softmax(logits.float(), dim=-1)  # [R, V]
+    picked = logp_all.gather(-1, completion_ids.reshape(-1)[where].unsqueeze(-1)).squeeze(-1)
+    n, t = completion_ids.shape
+    zeros = picked.new_zeros(n * t)
+    logprobs = torch.where(completion_mask, zeros.index_copy(0, where, picked).view(n, t), 0.0)
+    entropies = None
+    if with_entropy:
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            ent = -(logp_all.exp() * logp_all).sum(-1)
+            entropies = torch.where(completion_mask, zeros.index_copy(0, where, ent).view(n, t), 0.0)
+    return logprobs, entropies, None
+
+
 def sequence_logprobs(
     model,
     prompt_ids: torch.Tensor,  # [N, P]
@@ -78,9 +96,10 @@ def sequence_logprobs(
     """
     t = completion_ids.shape[1]
     shared = groups_share_prompts(prompt_ids, group_size)
-    if value_head is None and lean and train_path_blocker(model) is None:
-        logits = completion_logits(model, prompt_ids, prompt_mask, completion_ids, group_size if shared else 1).float()
-    elif value_head is None and shared:
+    if value_head is None and lean and train_path_blocker(model) is None and is_prefix_mask(completion_mask):
+        return _lean_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                              group_size if shared else 1, with_entropy, entropy_grad)
+    if value_head is None and shared:
         logits = _shared_prompt_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                        group_size).float()
     else:
