@@ -145,3 +145,17 @@ def test_a_mask_with_holes_takes_the_hf_forward():
         a = sequence_logprobs(model, prompt, pmask, comp, cmask, group_size=4)[0]
         b = sequence_logprobs(model, prompt, pmask, comp, cmask, group_size=4, lean=False)[0]
     torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_full_rows_take_the_no_scatter_branch_with_the_same_values_and_gradients():
+    prompt, pmask, comp, cmask = batch(seed=3)
+    cmask[:] = True  # every completion fills T (the compute-bound bench setting)
+    grads, values = [], []
+    for lean in (True, False):
+        model = llama(seed=4).train()
+        lp, _, _ = sequence_logprobs(model, prompt, pmask, comp, cmask, group_size=4, lean=lean)
+        (lp * torch.linspace(-1, 1, lp.numel()).view(lp.shape)).sum().backward()
+        values.append(lp.detach())
+        grads.append(torch.cat([q.grad.flatten() for q in model.parameters()]))
+    torch.testing.assert_close(values[0], values[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)

@@ -112,8 +112,10 @@ def packed_completion_logits(
     def heads(x, rows, length):  # [rows*length, H, D] -> [rows, H, length, D]
         return x.view(rows, length, x.shape[1], d).transpose(1, 2)
 
+    full = c == n * ti  # every row fills T: the packed order is the padded one, no scatter/gather needed
+
     def unpack(x):  # [C, H, D] -> [N, H, ti, D], zeros where no token is fed
-        return heads(x.new_zeros(n * ti, x.shape[1], d).index_copy(0, feed, x), n, ti)
+        return heads(x if full else x.new_zeros(n * ti, x.shape[1], d).index_copy(0, feed, x), n, ti)
 
     for layer in inner.layers:
         w = fused_layer_weights(layer)
@@ -129,7 +131,8 @@ def packed_completion_logits(
             vals = torch.cat([vp.repeat_interleave(g, 0), unpack(v[mp:])], dim=2)
             att_c = F.scaled_dot_product_attention(unpack(q[mp:]), keys, vals, attn_mask=comp_att, scale=scale,
                                                    enable_gqa=gqa)
-            att = torch.cat([att, att_c.transpose(1, 2).reshape(n * ti, hq * d)[feed]])
+            att_c = att_c.transpose(1, 2).reshape(n * ti, hq * d)
+            att = torch.cat([att, att_c if full else att_c[feed]])
         h = h + F.linear(att, w["wo"], w["bo"])
         h = h + swiglu_mlp(rms_norm(h, w["ln2"], eps), w, inter)
 
