@@ -136,8 +136,9 @@ def perplexity(model, data) -> float:
 
 
 @torch.no_grad()
-def greedy_accuracy(model, tok, task, problems, max_new_tokens: int, batch: int = 100) -> float:
-    correct = 0
+def greedy_correct(model, tok, task, problems, max_new_tokens: int, batch: int = 100) -> list[int]:
+    """Per held-out problem: 1 if the greedy completion is scored correct, else 0."""
+    correct: list[int] = []
     tok.padding_side = "left"
     for s in range(0, len(problems), batch):
         ps = problems[s:s + batch]
@@ -145,8 +146,12 @@ def greedy_accuracy(model, tok, task, problems, max_new_tokens: int, batch: int 
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
                              eos_token_id=tok.eos_token_id)
         texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        correct += sum(task.score(t, p).correct for t, p in zip(texts, ps))
-    return correct / len(problems)
+        correct += [int(task.score(t, p).correct) for t, p in zip(texts, ps)]
+    return correct
+
+
+def greedy_accuracy(model, tok, task, problems, max_new_tokens: int, batch: int = 100) -> float:
+    return sum(greedy_correct(model, tok, task, problems, max_new_tokens, batch)) / len(problems)
 
 
 # ---------------------------------------------------------------- the table

@@ -364,15 +364,15 @@ def pieces(s: Setting, threads: int, log) -> None:
                    for f in dataclasses.fields(g) for v in [getattr(g, f.name)]})  # out of inference mode
     short = dataclasses.replace(g, prompt_ids=g.prompt_ids[:, -1:], prompt_mask=g.prompt_mask[:, -1:])
 
-    def fwdbwd(b):
+    def fwdbwd(b, lean=True, group=s.group):
         lp, _, _ = sequence_logprobs(model, b.prompt_ids, b.prompt_mask, b.completion_ids, b.completion_mask,
-                                     with_entropy=True)
+                                     with_entropy=True, group_size=group, lean=lean)
         lp.sum().backward()
 
     def fwd():
         with torch.no_grad():
             sequence_logprobs(model, g.prompt_ids, g.prompt_mask, g.completion_ids, g.completion_mask,
-                              with_entropy=True)
+                              with_entropy=True, group_size=s.group)
 
     single = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
     fused = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, eps=EPS, fused=True)
@@ -382,7 +382,9 @@ def pieces(s: Setting, threads: int, log) -> None:
     for name, f in (("rollout HFEngine.generate", lambda: eng.generate(prompts, params, seed=1)),
                     ("update forward (no grad)", fwd),
                     ("update forward + backward", lambda: fwdbwd(g)),
-                    ("  same, prompt cut to 1 token", lambda: fwdbwd(short)),
+                    ("  same, HF forward, shared prompts", lambda: fwdbwd(g, lean=False)),
+                    ("  same, HF forward, full rows", lambda: fwdbwd(g, lean=False, group=1)),
+                    ("  lean, prompt cut to 1 token", lambda: fwdbwd(short, group=1)),
                     ("clip_grad_norm_", lambda: torch.nn.utils.clip_grad_norm_(list(model.parameters()), CLIP)),
                     ("AdamW step, single-tensor (rlx)", single.step),
                     ("AdamW step, fused=True (TRL)", fused.step)):
