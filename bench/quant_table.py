@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from rlx.quant import QuantConfig, quantize  # noqa: E402
-from rlx.quant.calib import calibration_from_texts, task_texts  # noqa: E402
+from rlx.quant.calib import calibration_from_texts, heldout_ids, task_texts  # noqa: E402
 from rlx.quant.core import IntSpec, int_quantize  # noqa: E402
 from rlx.quant.gptq import HessianAccumulator, gptq_weight  # noqa: E402
 from rlx.quant.layers import find_linears, lm_loss, run_hooked  # noqa: E402
@@ -205,9 +205,7 @@ def run_table(model, tok, args, label: str) -> dict:
     task = make_task(ArithmeticConfig())
     texts, prompts = task_texts("arithmetic", args.calib_n, 0, tok)
     calib = calibration_from_texts(texts, tok, 64, prompts)
-    held = task.heldout(args.eval_n)
-    hp = [task.prompt(p, tok) for p in held]
-    held_ids = calibration_from_texts([q + task.reference_completion(p) for q, p in zip(hp, held)], tok, 64, hp)
+    held, held_ids = heldout_ids(task, args.eval_n, tok, 64)
     if args.reuse_rows:  # rows already measured by an earlier run of this script (its .partial.json or .json)
         saved = json.loads(Path(args.reuse_rows).read_text())
         saved = saved[-1] if isinstance(saved, list) else saved

@@ -35,7 +35,7 @@ from quant_table import greedy_correct, load, perplexity  # noqa: E402
 
 from rlx.evaluation.stats import bootstrap_ci  # noqa: E402
 from rlx.quant import QuantConfig, quantize  # noqa: E402
-from rlx.quant.calib import calibration_from_texts, task_texts  # noqa: E402
+from rlx.quant.calib import calibration_from_texts, heldout_ids, task_texts  # noqa: E402
 
 
 def row_configs(args) -> dict[str, QuantConfig]:
@@ -158,9 +158,7 @@ def main(argv=None) -> int:
     task = make_task(ArithmeticConfig())
     texts, prompts = task_texts("arithmetic", args.calib_n, 0, tok)
     calib = calibration_from_texts(texts, tok, 64, prompts)
-    held = task.heldout(args.eval_n)
-    hp = [task.prompt(q, tok) for q in held]
-    held_ids = calibration_from_texts([q + task.reference_completion(h) for q, h in zip(hp, held)], tok, 64, hp)
+    held, held_ids = heldout_ids(task, args.eval_n, tok, 64)
     res = json.loads(out.read_text()) if out.is_file() else {}
     settings = {"checkpoint": Path(args.checkpoint).name, "calib_n": args.calib_n, "eval_n": args.eval_n,
                 "group": args.group, "qat_steps": args.qat_steps, "qat_lr": args.qat_lr}

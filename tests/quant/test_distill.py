@@ -6,18 +6,9 @@ import math
 import pytest
 import torch
 
-from rlx.models import TinyModelConfig, build_tiny_model, char_tokenizer
 from rlx.quant import QuantConfig, quantize
 from rlx.quant.layers import distill_kl, distill_loss, frozen_teacher, train_lm
 from rlx.quant.quest import QuestLinear
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    tok = char_tokenizer()
-    model = build_tiny_model(TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2,
-                                             intermediate_size=64), tok, seed=0)
-    return model.eval(), tok
 
 
 def _calib(n=16, t=12, seed=0):
@@ -129,8 +120,23 @@ def test_quantize_with_distill_loss_leaves_model_and_grads_clean(method, section
     assert res.config.model_dump()[method]["loss"] == "distill"
 
 
-def test_bad_loss_is_a_config_error():
+def test_bad_loss_is_a_validation_error():
     from rlx.config import ConfigError
 
     with pytest.raises((ConfigError, ValueError), match="loss"):
         QuantConfig(method="quest", quest={"loss": "kl"})
+
+
+def test_cli_override_selects_distill_and_rejects_unknown_loss():
+    import argparse
+
+    from rlx.config import ConfigError
+    from rlx.quant import cli as qcli
+
+    p = argparse.ArgumentParser()
+    qcli.add_arguments(p)
+    cfg = qcli.config_from_args(p.parse_intermixed_args(["ck", "--out", "o", "--method", "quest", "--bits", "2",
+                                                         "quest.qat_steps=5", "quest.loss=distill", "lrqat.loss=distill"]))
+    assert (cfg.quest.loss, cfg.quest.qat_steps, cfg.lrqat.loss) == ("distill", 5, "distill")
+    with pytest.raises(ConfigError, match="quest.loss"):
+        qcli.config_from_args(p.parse_intermixed_args(["ck", "--out", "o", "quest.loss=kl"]))

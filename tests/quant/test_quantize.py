@@ -7,18 +7,10 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from rlx.config import ConfigError
-from rlx.models import TinyModelConfig, build_tiny_model, char_tokenizer, save_model
+from rlx.models import char_tokenizer, save_model
 from rlx.quant import QuantConfig, load_codes, quantize, save_quantized, verify_checkpoint
 from rlx.quant import cli as qcli
 from rlx.quant.config import METHODS
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    tok = char_tokenizer()
-    model = build_tiny_model(TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2,
-                                             intermediate_size=64), tok, seed=0)
-    return model.eval(), tok
 
 
 def _calib():

@@ -1,7 +1,7 @@
 """QuantLRM on a real RL-trained checkpoint and its base (paper `quantlrm`).
 
 The RL checkpoint `assets/arith-grpo` is the final model of the README's default recipe
-(`rlx train recipes/arith_grpo.yaml --out /tmp/q_rl`, GRPO from assets/arith-base, 150 steps;
+(`rlx train recipes/arith_grpo.yaml train.steps=150 --out /tmp/q_rl`, GRPO from assets/arith-base, 150 steps;
 copied from /tmp/q_rl/model). If it is missing, this script regenerates it with that command.
 At 4/3/2 bits (group 64, the same 512 calibration problems for every method) it compares:
 rtn, gptq, quantlrm with `quantlrm.base = assets/arith-base` (real RL deltas W_RL - W_base) and
@@ -35,7 +35,7 @@ from quant_table import greedy_correct, load, perplexity  # noqa: E402
 from qat2bit_fair import answer_kl, ci  # noqa: E402
 
 from rlx.quant import QuantConfig, quantize  # noqa: E402
-from rlx.quant.calib import calibration_from_texts, task_texts  # noqa: E402
+from rlx.quant.calib import calibration_from_texts, heldout_ids, task_texts  # noqa: E402
 
 BASE = ROOT / "assets" / "arith-base"
 RL = ROOT / "assets" / "arith-grpo"
@@ -45,7 +45,8 @@ def ensure_rl_checkpoint() -> Path:
     if (RL / "model.safetensors").is_file():
         return RL
     run = Path("/tmp/quantlrm_rl_run")
-    subprocess.run([sys.executable, "-m", "rlx.cli", "train", str(ROOT / "recipes" / "arith_grpo.yaml"), "--out", str(run)],
+    subprocess.run([sys.executable, "-m", "rlx.cli", "train", str(ROOT / "recipes" / "arith_grpo.yaml"), "train.steps=150",
+                    "--out", str(run)],
                    check=True, cwd=ROOT)
     return run / "model"
 
@@ -66,9 +67,7 @@ def main(argv=None) -> int:
     task = make_task(ArithmeticConfig())
     texts, prompts = task_texts("arithmetic", args.calib_n, 0, tok)
     calib = calibration_from_texts(texts, tok, 64, prompts)
-    held = task.heldout(args.eval_n)
-    hp = [task.prompt(q, tok) for q in held]
-    held_ids = calibration_from_texts([q + task.reference_completion(h) for q, h in zip(hp, held)], tok, 64, hp)
+    held, held_ids = heldout_ids(task, args.eval_n, tok, 64)
 
     # how large the real RL update is, relative to the weights, over the quantized layers
     num = den = 0.0
@@ -117,7 +116,7 @@ def markdown(res: dict) -> str:
     a, b = ci(rl), ci(bs)
     d = ci(rl - bs)
     out = ["Produced by `python experiments/quant/quantlrm_rl/run.py` (CPU, one torch thread).", "",
-           f"RL checkpoint `{res['rl_checkpoint']}` (GRPO, `rlx train recipes/arith_grpo.yaml`), base `{res['base']}`; "
+           f"RL checkpoint `{res['rl_checkpoint']}` (GRPO, `rlx train recipes/arith_grpo.yaml train.steps=150`), base `{res['base']}`; "
            f"relative update size ||W_RL - W_base|| / ||W_RL|| over the quantized layers = {res['rel_delta_norm']:.2e}. "
            f"n = {res['eval_n']} held-out problems (the whole held-out space), calibration n = {res['calib_n']}, "
            f"group size {res['group']}. Intervals: 95% percentile bootstrap over problems (10k resamples).", "",

@@ -69,3 +69,11 @@ def calibration_from_task(cfg: CalibConfig, tokenizer) -> tuple[torch.Tensor, to
     """(ids, mask, loss_mask): the loss mask marks completion tokens (used by QAT methods)."""
     texts, prompts = task_texts(cfg.task, cfg.n, cfg.seed, tokenizer)
     return calibration_from_texts(texts, tokenizer, cfg.seq_len, prompts)
+
+
+def heldout_ids(task, n: int, tokenizer, seq_len: int) -> tuple[list, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(the first `n` held-out problems of `task`, their prompt + reference ids / mask / completion mask)."""
+    problems = task.heldout(n)
+    prompts = [task.prompt(p, tokenizer) for p in problems]
+    texts = [q + task.reference_completion(p) for q, p in zip(prompts, problems)]
+    return problems, calibration_from_texts(texts, tokenizer, seq_len, prompts)
