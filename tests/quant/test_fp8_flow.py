@@ -68,6 +68,30 @@ def test_bad_mode():
         fp8_precision(Net(), "bf16")
 
 
+def test_scaled_mm_function_runs_the_fp8_gemm_on_cpu_like_fake_quant():
+    """The real-FP8 path's math (row scales, transposes, bias, STE backward) through torch._scaled_mm,
+    which PyTorch also implements on CPU; the CUDA kernel itself is covered by the gpu test below."""
+    from rlx.quant.fp8_flow import _ScaledMM
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 32, 256, requires_grad=True)  # a batch of sequences: [B, T, in]
+    w = torch.randn(128, 256, requires_grad=True)
+    b = torch.randn(128, requires_grad=True)
+    y = _ScaledMM.apply(x, w, b)
+    ref = nn.functional.linear(fake_fp8(x.detach(), FP8Spec("e4m3", "row")),
+                               fake_fp8(w.detach(), FP8Spec("e4m3", "row")), b.detach())
+    assert y.shape == (2, 32, 128)
+    # same FP8 operands; the GEMM writes x W^T in bf16 (8-bit mantissa), the bias is added after:
+    # within half a bf16 step of |x W^T|
+    assert ((y - ref).abs() <= (ref - b.detach()).abs() * 2.0**-8 + 1e-3).all()
+    assert (y - ref).abs().max() > 0  # it really went through the bf16-output kernel
+    g = torch.randn(2, 32, 128)
+    y.backward(g)
+    torch.testing.assert_close(x.grad, g @ w.detach(), rtol=1e-6, atol=1e-5)  # straight-through
+    torch.testing.assert_close(w.grad, g.reshape(-1, 128).T @ x.detach().reshape(-1, 256), rtol=1e-6, atol=1e-4)
+    torch.testing.assert_close(b.grad, g.sum((0, 1)))
+
+
 @pytest.mark.gpu
 def test_scaled_mm_backend_matches_fake_quant_on_gpu():
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9):
