@@ -18,7 +18,8 @@ the module's own parameters, in fewer and larger ops:
   is the plain full forward;
 - q/k/v and gate/up as one matmul each (`fused_layer_weights`, concatenated inside the graph, so
   the gradient reaches the separate `nn.Linear` weights);
-- only the N*T positions that predict completion tokens go through the final norm and `lm_head`.
+- only the N + C positions that predict a valid completion token go through the final norm and
+  `lm_head` (and, in `sequence_logprobs`, the log-softmax).
 
 Positions follow the trainer/engine convention: prompt positions `cumsum(mask) - 1`, completion
 token j at `len(prompt) + j`. Padding keys inside a completion (after EOS) are never seen by a
@@ -26,7 +27,8 @@ valid query (they come after it); they are zeros here, since padding is never fe
 
 Used by `rlx.train.logprobs.sequence_logprobs` wherever it is exact (`train_path_blocker` is None):
 the rollout fast path's conditions (Llama/Qwen2 with plain `nn.Linear` projections, SiLU, no
-sliding window or length-dependent rope) and no attention dropout in training mode. LoRA, FP8
+sliding window or length-dependent rope), no attention dropout in training mode, and a right-padded
+completion mask (`is_prefix_mask`). LoRA, FP8
 fake-quant and other wrapped models run the generic HF forward. tests/train/test_fast_logits.py
 checks values and gradients against the HF forward.
 """
