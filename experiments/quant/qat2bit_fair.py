@@ -58,7 +58,36 @@ def row_configs(args) -> dict[str, QuantConfig]:
     for seed in args.lm_seeds:
         rows[f"quest QAT lm s{seed}"] = QuantConfig(
             method="quest", seed=seed, quest={"qat_steps": args.qat_steps, "lr": args.qat_lr, "loss": "lm"}, **base)
+    for setting in args.tuned:
+        for seed in args.tuned_seeds:
+            rows[f"{tuned_name(setting)} s{seed}"] = tuned_config(setting, seed, base)
     return rows
+
+
+def parse_setting(setting: str) -> tuple[float, int, str, str]:
+    """'lr,steps,positions[,schedule]' -> (lr, steps, 'answer' | 'all', 'constant' | 'cosine')."""
+    parts = setting.split(",")
+    if len(parts) == 3:
+        parts.append("constant")
+    if len(parts) != 4 or parts[2] not in ("answer", "all") or parts[3] not in ("constant", "cosine"):
+        raise SystemExit(f"setting {setting!r}: expected lr,steps,answer|all[,constant|cosine]")
+    return float(parts[0]), int(parts[1]), parts[2], parts[3]
+
+
+def tuned_config(setting: str, seed: int, base: dict) -> QuantConfig:
+    lr, steps, _, schedule = parse_setting(setting)
+    return QuantConfig(method="quest", seed=seed, quest={"qat_steps": steps, "lr": lr, "loss": "distill",
+                                                          "lr_schedule": schedule}, **base)
+
+
+def tuned_name(setting: str) -> str:
+    lr, steps, positions, schedule = parse_setting(setting)
+    return f"quest QAT distill ({schedule} lr {lr:g}, {steps} steps, KL at {positions} positions)"
+
+
+def calib_for(name: str, calib: tuple) -> tuple:
+    """KL at every real position = the calibration without its answer mask (labels stay unused)."""
+    return calib[:2] if "KL at all positions" in name else calib
 
 
 @torch.no_grad()
@@ -111,14 +140,14 @@ def summarize(res: dict) -> tuple[str, dict]:
         k = s["kl_ci"]
         lines.append(f"| {g} | {s['seeds']} | {a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}] | "
                      f"{', '.join(f'{x:.3f}' for x in s['acc_seeds'])} | {k[0]:.4f} [{k[1]:.4f}, {k[2]:.4f}] | {s['ppl']:.4f} | {s['seconds']:.1f} | {s['kib']:.1f} |")
-    qat = "quest QAT distill"
     verdict = {}
-    if qat in summary:
+    ptq = [g for g in summary if "QAT" not in g and "lrqat" not in g]
+    for qat in [g for g in summary if g.startswith("quest QAT distill")]:
         lines += ["", f"Paired differences {qat} - method, per problem (QAT seeds averaged per problem; 95% "
                   "bootstrap over problems). Accuracy: higher is better; answer KL to FP: lower is better.", "",
                   "| method | accuracy difference [95% CI] | QAT more accurate? | KL difference [95% CI] | QAT closer to FP? |",
                   "| --- | --- | --- | --- | --- |"]
-        ptq = [g for g in summary if "QAT" not in g and "lrqat" not in g]
+        verdict[qat] = {}
         for g in ptq + ["full precision"]:
             other = fp.astype(float) if g == "full precision" else summary[g]["per_problem"]
             d = ci(summary[qat]["per_problem"] - other)
@@ -128,7 +157,7 @@ def summarize(res: dict) -> tuple[str, dict]:
             else:
                 kd = ci(summary[qat]["per_problem_kl"] - summary[g]["per_problem_kl"])
                 kword = "yes" if kd[2] < 0 else ("no (farther)" if kd[1] > 0 else "not resolved")
-            verdict[g] = {"acc_diff_ci": d, "more_accurate": word, "kl_diff_ci": kd, "closer_to_fp": kword}
+            verdict[qat][g] = {"acc_diff_ci": d, "more_accurate": word, "kl_diff_ci": kd, "closer_to_fp": kword}
             kcell = "-" if g == "full precision" else f"{kd[0]:+.4f} [{kd[1]:+.4f}, {kd[2]:+.4f}]"
             lines.append(f"| {g} | {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] | {word} | {kcell} | {kword} |")
     for s in summary.values():
@@ -147,6 +176,9 @@ def main(argv=None) -> int:
     p.add_argument("--qat-seeds", type=int, nargs="*", default=[0, 1, 2])
     p.add_argument("--lrqat-seeds", type=int, nargs="*", default=[0])
     p.add_argument("--lm-seeds", type=int, nargs="*", default=[0])
+    p.add_argument("--tuned", nargs="*", default=[], help="extra QuEST QAT distill settings 'lr,steps,positions' "
+                   "chosen on validation problems by qat2bit_tune.py")
+    p.add_argument("--tuned-seeds", type=int, nargs="*", default=[0, 1, 2])
     p.add_argument("--only", nargs="*", default=None, help="row names (or prefixes) to run; default: all not yet in the json")
     p.add_argument("--out", default=str(HERE / "qat2bit_fair.json"))
     args = p.parse_args(argv)
@@ -175,7 +207,7 @@ def main(argv=None) -> int:
             continue
         m = copy.deepcopy(model)
         t = time.perf_counter()
-        qr = quantize(m, cfg, tokenizer=tok, calib=calib)
+        qr = quantize(m, cfg, tokenizer=tok, calib=calib_for(name, calib))
         m.eval()
         row = {"ppl": perplexity(m, held_ids), "correct": greedy_correct(m, tok, task, held, 8),
                "kl": answer_kl(m, model, held_ids),

@@ -140,3 +140,40 @@ def test_cli_override_selects_distill_and_rejects_unknown_loss():
     assert (cfg.quest.loss, cfg.quest.qat_steps, cfg.lrqat.loss) == ("distill", 5, "distill")
     with pytest.raises(ConfigError, match="quest.loss"):
         qcli.config_from_args(p.parse_intermixed_args(["ck", "--out", "o", "quest.loss=kl"]))
+
+
+@pytest.mark.parametrize("schedule,factors", [("constant", [1.0, 1.0, 1.0, 1.0]),
+                                              # (1 + cos(pi t / 4)) / 2 for t = 0..3
+                                              ("cosine", [1.0, 0.8535534, 0.5, 0.1464466])])
+def test_train_lm_lr_schedule_uses_hand_computed_rates(tiny, monkeypatch, schedule, factors):
+    model, _ = tiny
+    m = copy.deepcopy(model)
+    seen = []
+    step = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    params = [p for n, p in m.named_parameters() if "proj" in n]
+    train_lm(m, params, _calib(), steps=4, lr=2e-3, batch_size=4, seed=0, schedule=schedule)
+    assert seen == pytest.approx([2e-3 * f for f in factors], rel=1e-6)
+
+
+def test_lr_schedule_is_validated_and_reaches_both_qat_methods(tiny):
+    from rlx.config import ConfigError
+
+    model, _ = tiny
+    with pytest.raises(ValueError, match="schedule = 'linear'"):
+        train_lm(model, list(model.parameters())[:1], _calib(), 1, 1e-3, 4, 0, schedule="linear")
+    with pytest.raises((ConfigError, ValueError), match="lr_schedule"):
+        QuantConfig(method="quest", quest={"lr_schedule": "linear"})
+    for method, section in [("quest", {"qat_steps": 2}), ("lrqat", {"steps": 2, "rank": 2})]:
+        runs = []
+        for schedule in ("constant", "cosine"):
+            m = copy.deepcopy(model)
+            cfg = QuantConfig(method=method, bits=2, group_size=16, **{method: {**section, "lr": 0.05, "lr_schedule": schedule}})
+            quantize(m, cfg, calib=_calib())
+            runs.append(torch.cat([p.detach().flatten() for p in m.parameters()]))
+        assert not torch.equal(runs[0], runs[1])  # the second step's smaller rate changes the result

@@ -48,6 +48,8 @@ class QuestConfig(Section):
     trust: float = Field(1.0, gt=0, le=4, description="trust radius in units of half a quantization step")
     qat_steps: int = Field(0, ge=0, le=100000, description="QAT steps on calibration data (0 = post-training only)")
     lr: float = Field(1e-4, gt=0, le=1, description="QAT Adam learning rate")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="learning rate over the QAT steps: constant, or cosine decay from lr towards 0")
     loss: Literal["lm", "distill"] = Field(
         "lm", description="QAT loss: lm = next-token CE on the calibration tokens; distill = KL from the "
         "frozen full-precision model's next-token distribution at the same positions")
@@ -79,6 +81,8 @@ class LRQATConfig(Section):
     rank: int = Field(8, ge=1, le=4096, description="adapter rank")
     steps: int = Field(100, ge=0, le=100000, description="training steps on calibration data")
     lr: float = Field(1e-3, gt=0, le=1, description="Adam learning rate")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="learning rate over the training steps: constant, or cosine decay from lr towards 0")
     loss: Literal["lm", "distill"] = Field(
         "lm", description="training loss: lm = next-token CE on the calibration tokens; distill = KL from "
         "the frozen full-precision model's next-token distribution at the same positions")

@@ -22,9 +22,10 @@ from rlx.quant.core import IntSpec, QTensor
 from rlx.quant.hadamard import hadamard
 
 __all__ = ["LayerQuant", "find_linears", "group_by_block", "run_hooked", "spec_of", "swap_module", "lm_loss",
-           "distill_kl", "distill_loss", "frozen_teacher", "train_lm", "QAT_LOSSES"]
+           "distill_kl", "distill_loss", "frozen_teacher", "train_lm", "QAT_LOSSES", "LR_SCHEDULES"]
 
 QAT_LOSSES = ("lm", "distill")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -209,7 +210,8 @@ def frozen_teacher(model: nn.Module) -> nn.Module:
 
 
 def train_lm(model: nn.Module, params: list[torch.nn.Parameter], calib, steps: int, lr: float,
-             batch_size: int, seed: int, loss: str = "lm", teacher: nn.Module | None = None) -> list[float]:
+             batch_size: int, seed: int, loss: str = "lm", teacher: nn.Module | None = None,
+             schedule: str = "constant") -> list[float]:
     """A few Adam steps on calibration sequences (QAT / adapter training). Returns the losses.
 
     calib = (ids, mask) or (ids, mask, loss_mask); with a loss mask (task calibration marks the
@@ -218,16 +220,21 @@ def train_lm(model: nn.Module, params: list[torch.nn.Parameter], calib, steps: i
     loss = "distill": KL(teacher || model) of the next-token distributions at the same positions,
     teacher = the frozen full-precision model, evaluated on the fly (learns to imitate the FP model;
     the calibration tokens are only inputs, their labels are never used).
+    schedule = "constant": Adam at `lr` throughout; "cosine": step t (0-based) of T uses
+    lr_t = lr * (1 + cos(pi * t / T)) / 2, decaying from lr towards 0 (the usual QAT schedule).
     """
     ids, mask = calib[0], calib[1]
     loss_mask = calib[2] if len(calib) > 2 else None
     if loss not in QAT_LOSSES:
         raise ValueError(f"loss = {loss!r}: expected one of {QAT_LOSSES}")
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"schedule = {schedule!r}: expected one of {LR_SCHEDULES}")
     if loss == "distill" and teacher is None:
         raise ValueError("loss = 'distill' needs a teacher model")
     if steps == 0 or not params:
         return []
     opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if schedule == "cosine" else None
     g = torch.Generator().manual_seed(seed)
     losses = []
     was = model.training
@@ -242,6 +249,8 @@ def train_lm(model: nn.Module, params: list[torch.nn.Parameter], calib, steps: i
         opt.zero_grad(set_to_none=True)
         value.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         losses.append(float(value.detach()))
     model.train(was)
     return losses

@@ -78,7 +78,8 @@ def quantize_lrqat(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantCo
     for p in params:
         p.requires_grad_(True)
     try:
-        train_lm(model, params, calib, q.steps, q.lr, cfg.calib.batch_size, cfg.seed, loss=q.loss, teacher=teacher)
+        train_lm(model, params, calib, q.steps, q.lr, cfg.calib.batch_size, cfg.seed, loss=q.loss, teacher=teacher,
+                 schedule=q.lr_schedule)
     finally:
         for p in model.parameters():
             p.requires_grad_(flags.get(id(p), True))

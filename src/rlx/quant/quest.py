@@ -160,7 +160,7 @@ def quantize_quest(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantCo
             p.requires_grad_(False)
         try:
             train_lm(model, params, calib, q.qat_steps, q.lr, cfg.calib.batch_size, cfg.seed,
-                     loss=q.loss, teacher=teacher)
+                     loss=q.loss, teacher=teacher, schedule=q.lr_schedule)
         finally:
             for p, f in zip(frozen, flags):
                 p.requires_grad_(f)
