@@ -107,7 +107,8 @@ def test_cli_config_file_and_flag_precedence(tmp_path):
     assert (cfg.method, cfg.bits, cfg.group_size, cfg.gptq.act_order, cfg.calib.n) == ("gptq", 3, 128, True, 128)
     a = p.parse_args(["ck", "--out", "o", "--config", str(root / "recipes" / "quant_arith_quest2.yaml")])
     cfg = qcli.config_from_args(a)
-    assert (cfg.method, cfg.bits, cfg.quest.qat_steps) == ("quest", 2, 300)
+    assert (cfg.method, cfg.bits, cfg.quest.qat_steps, cfg.quest.lr_schedule, cfg.quest.loss) == (
+        "quest", 2, 1000, "cosine", "distill")
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: gptq\nbitz: 4\n")
     with pytest.raises(ConfigError, match="bitz"):
