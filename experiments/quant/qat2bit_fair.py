@@ -35,6 +35,7 @@ from quant_table import greedy_correct, load, perplexity  # noqa: E402
 
 from rlx.evaluation.stats import bootstrap_ci  # noqa: E402
 from rlx.quant import QuantConfig, quantize  # noqa: E402
+from rlx.quant.layers import LR_SCHEDULES  # noqa: E402
 from rlx.quant.calib import calibration_from_texts, heldout_ids, task_texts  # noqa: E402
 
 
@@ -69,7 +70,7 @@ def parse_setting(setting: str) -> tuple[float, int, str, str]:
     parts = setting.split(",")
     if len(parts) == 3:
         parts.append("constant")
-    if len(parts) != 4 or parts[2] not in ("answer", "all") or parts[3] not in ("constant", "cosine"):
+    if len(parts) != 4 or parts[2] not in ("answer", "all") or parts[3] not in LR_SCHEDULES:
         raise SystemExit(f"setting {setting!r}: expected lr,steps,answer|all[,constant|cosine]")
     return float(parts[0]), int(parts[1]), parts[2], parts[3]
 
@@ -176,7 +177,7 @@ def main(argv=None) -> int:
     p.add_argument("--qat-seeds", type=int, nargs="*", default=[0, 1, 2])
     p.add_argument("--lrqat-seeds", type=int, nargs="*", default=[0])
     p.add_argument("--lm-seeds", type=int, nargs="*", default=[0])
-    p.add_argument("--tuned", nargs="*", default=[], help="extra QuEST QAT distill settings 'lr,steps,positions' "
+    p.add_argument("--tuned", nargs="*", default=[], help="extra QuEST QAT distill settings 'lr,steps,positions[,schedule]' "
                    "chosen on validation problems by qat2bit_tune.py")
     p.add_argument("--tuned-seeds", type=int, nargs="*", default=[0, 1, 2])
     p.add_argument("--only", nargs="*", default=None, help="row names (or prefixes) to run; default: all not yet in the json")

@@ -4,7 +4,7 @@
 answer tokens only). This script compares settings by the answer KL to the full-precision model on
 VALIDATION problems: training-split problems drawn with another seed, minus any that are also in the
 calibration set. The held-out problems are not touched here; the chosen setting is then evaluated
-once on them by `qat2bit_fair.py --tuned-...`. RSQ (the best post-training method at 2 bits) is
+once on them by `qat2bit_fair.py --tuned SETTING`. RSQ (the best post-training method at 2 bits) is
 measured on the same validation problems for reference.
 
     python experiments/quant/qat2bit_tune.py --group 0 --out experiments/quant/qat2bit_tune.json
