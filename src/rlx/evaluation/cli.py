@@ -2,6 +2,7 @@
 
     rlx eval assets/arith-base --task arithmetic --n 500 --samples 16
     rlx eval runs/q4 --task arithmetic task.max_operands=3 --out runs/q4-eval
+    rlx eval assets/arith-base --task arithmetic --rast-rl SMALL_RL --rast-base SMALL_BASE   # paper rast
 
 CHECKPOINT is a Hugging Face directory or hub id (the same path users with network take).
 Task options are dotted overrides of the task config (`task.FIELD=VALUE`). With --out, the run
@@ -21,6 +22,7 @@ from pydantic import Field
 
 from rlx.config import ConfigError, Section, apply_overrides, build_config, dump_yaml
 from rlx.evaluation.config import EvalConfig
+from rlx.rollout.rast import RastConfig
 
 __all__ = ["add_arguments", "main", "EvalRunConfig"]
 
@@ -33,6 +35,7 @@ class EvalRunConfig(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation settings")
     device: str = Field("auto", description="auto, cpu or cuda")
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 = 1 (best for small models)")
+    rast: RastConfig | None = Field(None, description="decode with a small model pair's RL logit shift (paper rast)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--out", default=None, help="run directory to write (optional)")
+    p.add_argument("--rast-rl", default=None, help="RAST: a small model after RL (needs --rast-base)")
+    p.add_argument("--rast-base", default=None, help="RAST: the same small model before RL")
+    p.add_argument("--rast-alpha", type=float, default=1.0, help="RAST: shift strength (default 1)")
     p.add_argument("--json", dest="json_path", default=None, help="also write the result JSON here")
 
 
@@ -57,11 +63,15 @@ def _config(args) -> tuple[EvalRunConfig, object]:
     bad = [o for o in args.overrides if not o.startswith("task.")]
     if bad:
         raise ConfigError(f"config error: override {bad[0]!r}: rlx eval takes only task.FIELD=VALUE overrides")
+    if (args.rast_rl is None) != (args.rast_base is None):
+        raise ConfigError("config error: rast: give both --rast-rl and --rast-base (the small model after and before RL)")
+    rast = None if args.rast_rl is None else {"rl": args.rast_rl, "base": args.rast_base, "alpha": args.rast_alpha}
     task_data = apply_overrides({"task": {"name": args.task}}, args.overrides)["task"]
     cfg = build_config(EvalRunConfig, {
         "checkpoint": args.checkpoint, "seed": args.seed, "task": task_data, "device": args.device,
         "eval": {"n": args.n, "samples": args.samples, "temperature": args.temperature,
                  "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size},
+        "rast": rast,
     })
     try:
         task_cfg = TypeAdapter(TaskConfig).validate_python(task_data)
@@ -97,8 +107,16 @@ def main(args) -> int:
         from rlx.rundir import RunDir
 
         run = RunDir(Path(args.out), dump_yaml(cfg))
+    if cfg.rast is None:
+        engine = make_engine("hf", model, tokenizer)
+    else:
+        from rlx.rollout.rast import RastEngine
+
+        small_rl = load_policy(ModelConfig(path=cfg.rast.rl))[0]
+        small_base = load_policy(ModelConfig(path=cfg.rast.base))[0]
+        engine = RastEngine(model, tokenizer, small_rl=small_rl, small_base=small_base, alpha=cfg.rast.alpha)
     t0 = time.perf_counter()
-    result = evaluate(make_engine("hf", model, tokenizer), task, task.heldout(cfg.eval.n), cfg.eval, tokenizer,
+    result = evaluate(engine, task, task.heldout(cfg.eval.n), cfg.eval, tokenizer,
                       seed=cfg.seed)
     metrics = {**result.metrics, "time/eval_seconds": time.perf_counter() - t0, "eval/problems": float(cfg.eval.n)}
     if run is not None:

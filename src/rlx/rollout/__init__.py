@@ -13,8 +13,9 @@ import torch
 from rlx.config import ConfigError
 from rlx.rollout.base import RolloutEngine, SamplingParams, step_seed
 from rlx.rollout.hf import HFEngine
+from rlx.rollout.rast import RastConfig, RastEngine
 
-__all__ = ["RolloutEngine", "SamplingParams", "HFEngine", "make_engine", "step_seed"]
+__all__ = ["RolloutEngine", "SamplingParams", "HFEngine", "RastConfig", "RastEngine", "make_engine", "step_seed"]
 
 
 def make_engine(name: Literal["hf", "vllm"], model: torch.nn.Module, tokenizer, **kwargs: Any) -> RolloutEngine:

@@ -33,7 +33,7 @@ from rlx.rollout.base import SamplingParams
 from rlx.rollout.fast import LeanDecoder, fast_path_blocker
 from rlx.types import Generation
 
-__all__ = ["HFEngine", "sample_tokens", "truncate_logits"]
+__all__ = ["HFEngine", "decoder_for", "sample_tokens", "truncate_logits"]
 
 
 def truncate_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -181,10 +181,7 @@ class HFEngine:
         b, p = ids.shape
         rows = b * n
         device = ids.device
-        if self.fast and fast_path_blocker(self.model) is None:
-            fwd = LeanDecoder(self.model, rows, p + t_max)
-        else:
-            fwd = _HFForward(self.model, self._cache_kw)
+        fwd = self._forward(rows, p + t_max)
         logits = fwd.prefill(ids, mask, n)  # [N, V]: one prefill per distinct prompt, shared by its group
         key_mask = torch.ones(rows, p + t_max, dtype=torch.bool, device=device)  # [N, P + T]
         key_mask[:, :p] = mask.repeat_interleave(n, 0)
@@ -223,6 +220,12 @@ class HFEngine:
             logits = fwd.step(tok, next_pos + t, key_mask[:, : p + t + 1], p + t)
         return tokens[:, :steps], live[:, :steps], logprobs[:, :steps], stopped
 
+    def _forward(self, rows: int, max_len: int):
+        """The object that runs the model for one `generate` call: `prefill(ids, mask, n) -> [N, V]` and
+        `step(tokens, positions, key_mask, start) -> [N, V]` (next-token logits). Subclasses that
+        decode from combined logits (`rlx.rollout.rast.RastEngine`) override this."""
+        return decoder_for(self.model, rows, max_len, self.fast, self._cache_kw)
+
     # -- texts -----------------------------------------------------------------------------------
 
     def _table(self) -> list[str]:
@@ -245,6 +248,13 @@ class HFEngine:
             texts.append(text)
             reasons.append("stop" if ended else "length")
         return tuple(texts), tuple(reasons)
+
+
+def decoder_for(model, rows: int, max_len: int, fast: bool, cache_kw: str):
+    """`LeanDecoder` where it is exact (and `fast`), else the model's own forward with a KV cache."""
+    if fast and fast_path_blocker(model) is None:
+        return LeanDecoder(model, rows, max_len)
+    return _HFForward(model, cache_kw)
 
 
 class _HFForward:
