@@ -256,7 +256,7 @@ def markdown(results: list[dict], cmd: str) -> str:
                 f"fp16 size of the quantized layers {r['fp16_bytes'] / 1024:.1f} KiB).", "",
                 "| method | bits | held-out ppl | answer KL to FP | accuracy | acc / FP | quantize s | size KiB |",
                 "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for row in r["rows"]:
+        for row in sorted(r["rows"], key=lambda row: -row["bits"]):  # stable: measurement order within a width
             rel = row["acc"] / fp["acc"] if fp["acc"] > 0 else float("nan")
             kl = f"{row['kl']:.4f}" if "kl" in row else "-"
             out.append(f"| {row['method']} | {row['bits']} | {row['ppl']:.4f} | {kl} | {row['acc']:.3f} | {rel:.2f} | "

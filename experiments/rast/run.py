@@ -72,27 +72,48 @@ def evaluate_all(out: Path, seeds: int, alphas: list[float], n: int) -> dict:
     large.eval()
     small_base = load(out / "small-base" / "model")
 
-    def acc(engine) -> float:
-        return evaluate(engine, task, problems, ecfg, tok).metrics["eval/accuracy"]
+    correct: dict[str, np.ndarray] = {}  # per-problem greedy correctness, for paired intervals over problems
+
+    def acc(engine, key: str | None = None) -> float:
+        result = evaluate(engine, task, problems, ecfg, tok)
+        if key is not None:
+            correct[key] = result.greedy_correct
+        return result.metrics["eval/accuracy"]
 
     def greedy(model, count: int = 500):
         prompts = [task.prompt(p, tok) for p in problems[:count]]
         return HFEngine(model, tok).generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=8), seed=0)
 
-    res: dict = {"n": n, "alphas": alphas, "large_base": acc(HFEngine(large, tok)),
+    res: dict = {"n": n, "alphas": alphas, "large_base": acc(HFEngine(large, tok), "large_base"),
                  "small_base": acc(HFEngine(small_base, tok)), "seeds": {}}
     print(f"large base {res['large_base']:.4f}  small base {res['small_base']:.4f}", flush=True)
     for k in range(seeds):
         small_rl = load(out / "small-rl" / f"seed_{k}" / "model")
         large_rl = load(out / "large-rl" / f"seed_{k}" / "model")
-        row = {"small_rl": acc(HFEngine(small_rl, tok)), "large_rl": acc(HFEngine(large_rl, tok)),
+        row = {"small_rl": acc(HFEngine(small_rl, tok)), "large_rl": acc(HFEngine(large_rl, tok), f"large_rl_{k}"),
                "pcr_large": path_coverage(large, greedy(large_rl)),
                "pcr_small": path_coverage(small_base, greedy(small_rl))}
         for a in alphas:
-            row[f"rast_{a:g}"] = acc(RastEngine(large, tok, small_rl=small_rl, small_base=small_base, alpha=a))
+            row[f"rast_{a:g}"] = acc(RastEngine(large, tok, small_rl=small_rl, small_base=small_base, alpha=a),
+                                     f"rast_{a:g}_{k}")
         res["seeds"][str(k)] = row
         print(f"seed {k}: " + "  ".join(f"{key} {v:.4f}" for key, v in row.items()), flush=True)
+    res["paired_vs_large_base"] = paired_over_problems(correct, seeds, alphas)
     return res
+
+
+def paired_over_problems(correct: dict[str, np.ndarray], seeds: int, alphas: list[float]) -> dict:
+    """Mean over seeds of (model - large base) per problem, with a 95% bootstrap interval over problems:
+    the uncertainty from which problems were drawn, which the interval over seeds leaves out."""
+    rng = np.random.default_rng(0)
+    base = correct["large_base"].astype(float)
+    idx = rng.integers(0, len(base), size=(10_000, len(base)))
+    out = {}
+    for name in ["large_rl", *(f"rast_{a:g}" for a in alphas)]:
+        diff = np.mean([correct[f"{name}_{k}"].astype(float) - base for k in range(seeds)], axis=0)  # [problems]
+        boot = diff[idx].mean(axis=1)
+        out[name] = [float(diff.mean()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
+    return out
 
 
 def summarize(res: dict) -> str:
@@ -120,6 +141,10 @@ def summarize(res: dict) -> str:
         rec = np.mean([s[key] - base for s in seeds]) / gain if gain > 0 else float("nan")
         lines.append(f"| RAST alpha {a:g} (large base + small RL shift) | {ci(x)} | {ci([v - base for v in x])} | "
                      f"{rec:.2f} |")
+    paired = res["paired_vs_large_base"]
+    lines += ["", "Paired over problems (mean over seeds of the per-problem difference to the large base, 95% bootstrap "
+              "interval over the held-out problems): " + "; ".join(f"{k} {v[0]:+.4f} [{v[1]:+.4f}, {v[2]:+.4f}]"
+                                                                   for k, v in paired.items()) + "."]
     best = max(res["alphas"], key=lambda a: np.mean([s[f"rast_{a:g}"] for s in seeds]))
     p = probability_of_improvement(np.array([[s[f"rast_{best:g}"]] for s in seeds]),
                                    np.array([[s["large_rl"]] for s in seeds]))

@@ -128,7 +128,8 @@ def main(args) -> int:
         run.close()
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(metrics, indent=2) + "\n")
-    table = Table(title=f"{cfg.checkpoint} on {args.task} ({cfg.eval.n} held-out problems)")
+    rast = "" if cfg.rast is None else f" + RAST shift of {cfg.rast.rl} - {cfg.rast.base} (alpha {cfg.rast.alpha:g})"
+    table = Table(title=f"{cfg.checkpoint}{rast} on {args.task} ({cfg.eval.n} held-out problems)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():
