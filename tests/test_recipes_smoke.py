@@ -20,9 +20,13 @@ def test_rlvr_recipe_runs(recipe, tiny_model_dir, tmp_path):
     overrides = [f"model.path={tiny_model_dir}", *TINY]
     if yaml.safe_load(recipe.read_text()).get("d3s"):
         overrides.append("rollout.group_size=8")
+    if yaml.safe_load(recipe.read_text()).get("difficulty"):  # a random model solves nothing: keep pass rate 0
+        overrides += ["difficulty.candidates=6", "difficulty.min_pass=0"]
     assert main(["train", str(recipe), *overrides, "--out", str(tmp_path / "run")]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert {"eval/accuracy", "eval/accuracy_before", "time/train_seconds"} <= summary.keys()
+    if yaml.safe_load(recipe.read_text()).get("difficulty"):
+        assert summary["difficulty/candidates"] == 6 and 1 <= summary["difficulty/pool_size"] <= 6
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "time/rollout" in r]
     assert [r["step"] for r in steps] == [1, 2]

@@ -69,3 +69,29 @@ def test_rlvr_sigkill_mid_run_then_resume_matches(tmp_path, base_model_dir):
     assert not (out_b / "summary.json").exists()
     assert main(["train", *args, "--out", str(out_b), "--resume"]) == 0
     assert _rows(out_b) == _rows(tmp_path / "a")
+
+
+def test_rlvr_difficulty_pool_crash_then_resume_matches(tmp_path, monkeypatch, base_model_dir):
+    """The curated pool is rebuilt from the initial weights on resume, so the resumed run draws the same prompts."""
+    args = ["recipes/arith_difficulty.yaml", f"model.path={base_model_dir}", "train.steps=4", "train.checkpoint_every=2",
+            "eval.n=8", "eval.every=0", "rollout.prompts_per_step=2", "rollout.group_size=4",
+            "difficulty.candidates=40", "difficulty.samples=4"]
+    assert main(["train", *args, "--out", str(tmp_path / "a")]) == 0
+
+    from rlx.sampling.difficulty import DifficultyPool
+
+    real = DifficultyPool.train_problems
+    calls = {"n": 0}
+
+    def crash_on_third(self, n, seed):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # killed while collecting step 3
+        return real(self, n, seed)
+
+    monkeypatch.setattr(DifficultyPool, "train_problems", crash_on_third)
+    assert main(["train", *args, "--out", str(tmp_path / "b")]) == 130
+    monkeypatch.setattr(DifficultyPool, "train_problems", real)
+    assert main(["train", *args, "--out", str(tmp_path / "b"), "--resume"]) == 0
+    rows = _rows(tmp_path / "a")
+    assert rows == _rows(tmp_path / "b") and any("rollout/reward_mean" in r for r in rows)

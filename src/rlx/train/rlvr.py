@@ -25,9 +25,10 @@ from rlx.evaluation.evaluate import evaluate, write_passk_counts
 from rlx.models import load_policy, save_model
 from rlx.objectives.build import build_objective
 from rlx.rewards.safe import RewardErrors
-from rlx.rollout import make_engine
+from rlx.rollout import SamplingParams, make_engine
 from rlx.runtime import pick_device, seed_everything, set_threads
 from rlx.rundir import RunDir
+from rlx.sampling.difficulty import curate
 from rlx.tasks import make_task
 from rlx.train.checkpoint import read_training_state, write_training_state
 from rlx.train.collect import collect
@@ -91,6 +92,10 @@ def run(cfg: Config, run: RunDir) -> dict:
     engine_kwargs = {"gpu_memory_utilization": cfg.rollout.gpu_memory_utilization} if cfg.rollout.engine == "vllm" else {}
     engine = make_engine(cfg.rollout.engine, model, tokenizer, **engine_kwargs)
     heldout = task.heldout(cfg.eval.n)
+    if cfg.difficulty.enabled:  # papers simplerl/drive: before any checkpoint is restored, so a resume rebuilds it
+        params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
+                                max_new_tokens=cfg.rollout.max_new_tokens, stop=list(cfg.rollout.stop))
+        task = curate(task, engine, tokenizer, cfg.difficulty, params, seed=cfg.seed)
     errors = RewardErrors()
     rollout_precision, train_precision = nullcontext, nullcontext
     if t.precision_flow != "none":  # paper jetrl: FP8 in rollouts only, or in rollouts and training
@@ -124,6 +129,8 @@ def run(cfg: Config, run: RunDir) -> dict:
     if not summary:
         before = held_out_eval()
         summary = {"eval/accuracy_before": before["eval/accuracy"]}
+        if cfg.difficulty.enabled:
+            summary.update(task.metrics())
         summary.update({k.replace("eval/", "eval/before/"): v for k, v in before.items() if "pass@" in k})
         run.log(0, before)
 

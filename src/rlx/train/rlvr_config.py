@@ -10,6 +10,7 @@ from rlx.config import Section
 from rlx.evaluation.config import EvalConfig
 from rlx.models import ModelConfig
 from rlx.objectives.config import ObjectiveConfig
+from rlx.sampling.difficulty import DifficultyConfig
 from rlx.sampling.downsample import D3SConfig
 from rlx.tasks import TaskConfig
 from rlx.train.optim import OptimConfig
@@ -53,6 +54,8 @@ class Config(Section):
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="sampling")
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig, description="advantages, loss, KL")
     d3s: D3SConfig = Field(default_factory=D3SConfig, description="paper d3s: dual-level down-sampling (off by default)")
+    difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig,
+                                         description="papers simplerl/drive: train on a pass-rate band (off by default)")
     train: RLTrainConfig = Field(default_factory=RLTrainConfig, description="update loop")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="held-out evaluation")
 

@@ -1,0 +1,89 @@
+"""Difficulty-aligned training pools (papers simplerl, drive): pass rates, the band, the curated task."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from rlx.config import ConfigError, build_config
+from rlx.rollout import SamplingParams
+from rlx.sampling.difficulty import DifficultyConfig, DifficultyPool, curate, pass_rates, select_band
+from rlx.tasks import make_task
+from rlx.tasks.config import ArithmeticConfig
+
+
+def test_pass_rates_hand_values():
+    correct = torch.tensor([1, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1], dtype=torch.bool)
+    assert pass_rates(correct, 4).tolist() == [0.75, 0.0, 1.0]
+    with pytest.raises(ValueError, match="S=5"):
+        pass_rates(correct, 5)
+
+
+def test_select_band_is_inclusive():
+    rates = torch.tensor([0.0, 0.25, 0.5, 1.0, 0.375])
+    assert select_band(rates, 0.25, 0.5).tolist() == [1, 2, 4]
+    assert select_band(rates, 0.0, 0.0).tolist() == [0]
+
+
+def test_config_validation_names_the_field():
+    from rlx.train.rlvr_config import Config
+
+    base = {"kind": "rlvr", "model": {"path": "x"}, "task": {"name": "arithmetic"}}
+    with pytest.raises(ConfigError, match="difficulty"):
+        build_config(Config, {**base, "difficulty": {"candidates": 10, "min_pass": 0.8, "max_pass": 0.2}})
+    with pytest.raises(ConfigError, match="difficulty.samples"):
+        build_config(Config, {**base, "difficulty": {"candidates": 10, "samples": 0}})
+    assert not build_config(Config, base).difficulty.enabled
+
+
+class ScriptedEngine:
+    """Sample j of a problem is correct iff j < k(problem), k = int(answer) mod (S + 1): known pass rates."""
+
+    def __init__(self, task, problems, samples):
+        self.answer = {task.prompt(p): p.answer for p in problems}
+        self.samples = samples
+
+    def k(self, answer) -> int:
+        return int(answer) % (self.samples + 1)
+
+    def generate(self, prompts, params, seed):
+        assert params.n == self.samples
+        texts = []
+        for p in prompts:
+            a = self.answer[p]
+            texts += [a if j < self.k(a) else "-99999" for j in range(params.n)]
+        return SimpleNamespace(texts=tuple(texts))
+
+
+def test_curate_keeps_exactly_the_band_and_delegates():
+    task = make_task(ArithmeticConfig())
+    cfg = DifficultyConfig(candidates=60, samples=4, min_pass=0.25, max_pass=0.75, batch_size=20)
+    candidates = task.train_problems(60, seed=-1)  # the draw curate uses for seed 0
+    engine = ScriptedEngine(task, candidates, 4)
+    pool = curate(task, engine, None, cfg, SamplingParams(), seed=0)
+    want = [p for p in candidates if 1 <= engine.k(p.answer) <= 3]
+    assert 0 < len(want) < 60 and pool.pool == want
+    assert pool.pass_rates.tolist() == [engine.k(p.answer) / 4 for p in want]
+    assert len(pool.candidate_rates) == 60 and pool.metrics()["difficulty/pool_size"] == len(want)
+    draw = pool.train_problems(50, seed=3)
+    assert all(p in want for p in draw) and draw == pool.train_problems(50, seed=3)
+    assert draw != pool.train_problems(50, seed=4)
+    assert pool.heldout(5) == task.heldout(5) and pool.prompt(want[0]) == task.prompt(want[0])
+    assert pool.score(want[0].answer, want[0]).correct
+
+
+def test_curate_empty_band_is_a_clear_error():
+    task = make_task(ArithmeticConfig())
+    candidates = task.train_problems(10, seed=-1)
+    engine = ScriptedEngine(task, candidates, 2)
+    engine.k = lambda answer: 0  # nothing is ever solved
+    cfg = DifficultyConfig(candidates=10, samples=2, min_pass=0.5)
+    with pytest.raises(ConfigError, match=r"difficulty: no candidate .* \[10, 0, 0\]"):
+        curate(task, engine, None, cfg, SamplingParams(), seed=0)
+
+
+def test_pool_is_a_task_wrapper():
+    task = make_task(ArithmeticConfig())
+    probs = task.train_problems(3, seed=0)
+    pool = DifficultyPool(task, probs, torch.ones(3), torch.ones(5))
+    assert pool.name == task.name and set(map(id, pool.train_problems(20, seed=0))) <= set(map(id, probs))
