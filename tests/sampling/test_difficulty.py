@@ -87,3 +87,41 @@ def test_pool_is_a_task_wrapper():
     probs = task.train_problems(3, seed=0)
     pool = DifficultyPool(task, probs, torch.ones(3), torch.ones(5))
     assert pool.name == task.name and set(map(id, pool.train_problems(20, seed=0))) <= set(map(id, probs))
+
+
+def _pool(n=6, **cfg):
+    task = make_task(ArithmeticConfig())
+    probs = task.train_problems(n, seed=11)
+    return DifficultyPool(task, probs, torch.full((n,), 0.5), torch.full((n,), 0.5), DifficultyConfig(**cfg)), probs
+
+
+def test_hard_focus_retires_the_easiest_first_and_keeps_min_pool():
+    pool, p = _pool(retire_above=0.5, retire_every=2, min_pool=4)
+    pool.observe([(p[0], 8, 8), (p[1], 6, 8), (p[2], 4, 8), (p[3], 7, 8)])  # rates 1.0, .75, .5, .875
+    assert pool.end_step(1) == {"difficulty/active_pool": 6.0}  # not a check step: nothing happens
+    pool.observe([(p[1], 2, 8)])  # p1 now 8 / 16 = 0.5: no longer above 0.5
+    out = pool.end_step(2)
+    # above 0.5: p0 (1.0) and p3 (0.875); room = 6 - 4 = 2 -> both retire, p0 first
+    assert out == {"difficulty/active_pool": 4.0} and pool.active.tolist() == [False, True, True, False, True, True]
+    assert float(pool.tries.sum()) == 0.0  # counts restart after a check
+    assert all(q in (p[1], p[2], p[4], p[5]) for q in pool.train_problems(40, seed=0))
+    pool.observe([(p[1], 8, 8), (p[2], 8, 8)])
+    assert pool.end_step(4) == {"difficulty/active_pool": 4.0}  # min_pool reached: nothing more retires
+
+
+def test_hard_focus_respects_room_and_state_round_trip():
+    pool, p = _pool(retire_above=0.0, retire_every=1, min_pool=5)
+    pool.observe([(p[0], 1, 8), (p[1], 3, 8)])  # both above 0; room for one: the easier (p1) goes
+    pool.end_step(1)
+    assert pool.active.tolist() == [True, False, True, True, True, True]
+    pool.observe([(p[2], 1, 4)])
+    twin, _ = _pool(retire_above=0.0, retire_every=1, min_pool=5)
+    twin.load_state_dict(pool.state_dict())
+    assert twin.train_problems(30, seed=5) == pool.train_problems(30, seed=5)
+    assert torch.equal(twin.wins, pool.wins) and torch.equal(twin.tries, pool.tries)
+
+
+def test_static_pool_never_retires():
+    pool, p = _pool()
+    pool.observe([(q, 8, 8) for q in p])
+    assert pool.end_step(50) == {"difficulty/active_pool": 6.0}

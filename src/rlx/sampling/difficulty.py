@@ -13,7 +13,13 @@ group-relative signal; the band decides how far from those edges training stays.
     task = curate(task, engine, tokenizer, cfg, params, seed=0)   # a DifficultyPool: same task, narrower train set
     task.pass_rates                                                  # [pool] the measured p_i of the kept problems
 
-Deterministic given the seed and the initial weights, so a resumed run rebuilds the same pool.
+Hard focus (paper drive: "a curriculum that continuously retains the most difficult instances"):
+with `retire_above` set, the pool also learns from training. Every `retire_every` steps, a pool problem
+whose rollouts since the last check solved it more often than `retire_above` leaves the pool (the
+easiest first, never below `min_pool` problems), so training keeps moving to what is still hard.
+
+Deterministic given the seed and the initial weights, so a resumed run rebuilds the same pool; the
+hard-focus state (which problems are retired, the counts since the last check) is checkpointed.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ class DifficultyConfig(Section):
     min_pass: float = Field(0.0, ge=0, le=1, description="keep problems with pass rate >= this")
     max_pass: float = Field(1.0, ge=0, le=1, description="keep problems with pass rate <= this")
     batch_size: int = Field(256, ge=1, description="candidate prompts per generation call")
+    retire_above: float | None = Field(None, ge=0, le=1, description="paper drive, hard focus: retire pool problems "
+                                       "solved more often than this since the last check (None: static pool)")
+    retire_every: int = Field(50, ge=1, description="hard focus: steps between checks")
+    min_pool: int = Field(32, ge=1, description="hard focus: never retire below this many problems")
 
     @model_validator(mode="after")
     def _band(self) -> "DifficultyConfig":
@@ -63,10 +73,22 @@ def select_band(rates: torch.Tensor, min_pass: float, max_pass: float) -> torch.
 
 
 class DifficultyPool:
-    """A task whose training problems come from a fixed curated pool; everything else is the task's own."""
+    """A task whose training problems come from a curated pool; everything else is the task's own.
 
-    def __init__(self, task, pool: list[Problem], rates: torch.Tensor, candidate_rates: torch.Tensor):
+    `observe` / `end_step` implement hard focus when the config has `retire_above`; `state_dict` /
+    `load_state_dict` carry that state through checkpoints.
+    """
+
+    def __init__(self, task, pool: list[Problem], rates: torch.Tensor, candidate_rates: torch.Tensor,
+                 cfg: DifficultyConfig | None = None):
         self.task, self.pool, self.pass_rates, self.candidate_rates = task, pool, rates, candidate_rates
+        self.cfg = cfg or DifficultyConfig()
+        self.active = torch.ones(len(pool), dtype=torch.bool)  # [K] not retired
+        self.tries = torch.zeros(len(pool))  # [K] samples since the last check
+        self.wins = torch.zeros(len(pool))  # [K] correct samples since the last check
+        self._index: dict[str, list[int]] = {}
+        for i, p in enumerate(pool):
+            self._index.setdefault(p.question, []).append(i)
 
     def metrics(self) -> dict[str, float]:
         return {"difficulty/candidates": float(len(self.candidate_rates)), "difficulty/pool_size": float(len(self.pool)),
@@ -74,11 +96,42 @@ class DifficultyPool:
                 "difficulty/pool_pass_rate": float(self.pass_rates.mean())}
 
     def train_problems(self, n: int, seed: int) -> list[Problem]:
-        """`n` problems drawn with replacement from the pool (same seed, same draw)."""
+        """`n` problems drawn with replacement from the active pool (same seed and state, same draw)."""
+        live = self.active.nonzero().squeeze(1).tolist()
         rng = random.Random(f"curated:{seed}")
-        return [self.pool[rng.randrange(len(self.pool))] for _ in range(n)]
+        return [self.pool[live[rng.randrange(len(live))]] for _ in range(n)]
+
+    def observe(self, attempts: list[tuple[Problem, int, int]]) -> None:
+        """Record (problem, correct samples, samples) of every group generated this step."""
+        for problem, wins, tries in attempts:
+            for i in self._index.get(problem.question, []):
+                self.tries[i] += tries
+                self.wins[i] += wins
+
+    def end_step(self, step: int) -> dict[str, float]:
+        """Every `retire_every` steps: retire problems solved more often than `retire_above` (easiest first,
+        keeping `min_pool`), then reset the counts. Returns metrics."""
+        c = self.cfg
+        if c.retire_above is not None and step % c.retire_every == 0:
+            seen = self.active & (self.tries > 0)
+            rate = torch.where(seen, self.wins / self.tries.clamp_min(1), torch.zeros_like(self.tries))
+            easy = (seen & (rate > c.retire_above)).nonzero().squeeze(1)
+            room = max(0, int(self.active.sum()) - c.min_pool)
+            order = easy[rate[easy].argsort(descending=True, stable=True)][:room]
+            self.active[order] = False
+            self.tries.zero_()
+            self.wins.zero_()
+        return {"difficulty/active_pool": float(self.active.sum())}
+
+    def state_dict(self) -> dict:
+        return {"active": self.active.clone(), "tries": self.tries.clone(), "wins": self.wins.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.active, self.tries, self.wins = state["active"].clone(), state["tries"].clone(), state["wins"].clone()
 
     def __getattr__(self, name: str):
+        if name == "task":  # not set yet (copy / unpickle): no delegation loop
+            raise AttributeError(name)
         return getattr(self.task, name)
 
 
@@ -103,4 +156,4 @@ def curate(task, engine, tokenizer, cfg: DifficultyConfig, params: SamplingParam
         hist = torch.bincount((rates * cfg.samples).round().long(), minlength=cfg.samples + 1).tolist()
         raise ConfigError(f"config error: difficulty: no candidate problem has a pass rate in [{cfg.min_pass}, "
                           f"{cfg.max_pass}] (problems by correct samples out of {cfg.samples}: {hist})")
-    return DifficultyPool(task, [candidates[i] for i in keep.tolist()], rates[keep], rates)
+    return DifficultyPool(task, [candidates[i] for i in keep.tolist()], rates[keep], rates, cfg)

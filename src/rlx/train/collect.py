@@ -8,7 +8,7 @@ The result is a `RolloutBatch` of at most B groups (fewer if the budget ran out)
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -29,6 +29,7 @@ log = logging.getLogger("rlx.rlvr")
 class Collected:
     batch: RolloutBatch | None  # None when no group survived selection
     metrics: dict[str, float]
+    attempts: list = field(default_factory=list)  # (problem, correct samples, samples) per generated group
 
 
 def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig, seed: int,
@@ -41,6 +42,7 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
     kept: list[RolloutBatch] = []
     all_rewards, all_correct, all_parsed, lengths, truncated = [], [], [], [], []
     n_groups = zero_var = 0
+    attempts: list = []
     for r in range(rounds):
         need = rcfg.prompts_per_step - sum(x.num_sequences for x in kept) // g
         if need <= 0:
@@ -56,6 +58,7 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         rewards = torch.tensor([s.reward for s in scores], dtype=torch.float32)
         correct = torch.tensor([s.correct for s in scores], dtype=torch.bool)
         parsed = torch.tensor([s.parsed for s in scores], dtype=torch.bool)
+        attempts += [(p, int(c), g) for p, c in zip(problems, correct.view(-1, g).sum(1).tolist())]
         all_rewards.append(rewards), all_correct.append(correct), all_parsed.append(parsed)
         lengths.append(gen.completion_mask.sum(1).float())
         truncated.append(torch.tensor([f == "length" for f in gen.finish_reasons], dtype=torch.float32))
@@ -88,7 +91,7 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
     }
     if not kept:
         metrics["rollout/groups_kept"] = 0.0
-        return Collected(None, metrics)
+        return Collected(None, metrics, attempts)
     batch = concat_rollouts(kept, tokenizer.pad_token_id) if len(kept) > 1 else kept[0]
     metrics["rollout/groups_kept"] = float(batch.num_sequences // g)
-    return Collected(batch, metrics)
+    return Collected(batch, metrics, attempts)

@@ -28,7 +28,7 @@ from rlx.rewards.safe import RewardErrors
 from rlx.rollout import SamplingParams, make_engine
 from rlx.runtime import pick_device, seed_everything, set_threads
 from rlx.rundir import RunDir
-from rlx.sampling.difficulty import curate
+from rlx.sampling.difficulty import DifficultyPool, curate
 from rlx.tasks import make_task
 from rlx.train.checkpoint import read_training_state, write_training_state
 from rlx.train.collect import collect
@@ -96,6 +96,7 @@ def run(cfg: Config, run: RunDir) -> dict:
         params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
                                 max_new_tokens=cfg.rollout.max_new_tokens, stop=list(cfg.rollout.stop))
         task = curate(task, engine, tokenizer, cfg.difficulty, params, seed=cfg.seed)
+    pool = task if isinstance(task, DifficultyPool) else None
     errors = RewardErrors()
     rollout_precision, train_precision = nullcontext, nullcontext
     if t.precision_flow != "none":  # paper jetrl: FP8 in rollouts only, or in rollouts and training
@@ -120,6 +121,8 @@ def run(cfg: Config, run: RunDir) -> dict:
         start, extra = read_training_state(ckpt, model, opt, sched)
         summary, errors.count = extra["summary"], extra["reward_errors"]
         gen.set_state(extra["generator"])
+        if pool is not None and extra.get("difficulty") is not None:
+            pool.load_state_dict(extra["difficulty"])
         if value_head is not None:
             value_head.load_state_dict(extra["value_head"])
         engine.sync_weights(model)
@@ -136,7 +139,8 @@ def run(cfg: Config, run: RunDir) -> dict:
 
     def save(step: int) -> None:
         extra = {"summary": summary, "reward_errors": errors.count, "generator": gen.get_state(),
-                 "value_head": value_head.state_dict() if value_head is not None else None}
+                 "value_head": value_head.state_dict() if value_head is not None else None,
+                 "difficulty": pool.state_dict() if pool is not None else None}
         run.save_checkpoint(step, lambda d: write_training_state(d, model, tokenizer, opt, sched, step, extra))
 
     t_run = time.perf_counter()
@@ -151,6 +155,9 @@ def run(cfg: Config, run: RunDir) -> dict:
                 collected = collect(engine, task, tokenizer, cfg.rollout, cfg.objective,
                                     seed=cfg.seed * 1_000_003 + step, errors=errors)
             metrics = dict(collected.metrics)
+            if pool is not None:  # papers simplerl/drive: the curated pool sees every group's outcome
+                pool.observe(collected.attempts)
+                metrics.update(pool.end_step(step))
             batch = collected.batch
             if batch is not None:
                 batch = _to(batch, device)
