@@ -55,17 +55,17 @@ def write_table(summaries: dict, out: Path, path: Path) -> None:
         point, low, high = bootstrap_ci(np.array(x, dtype=float), statistic="mean", reps=10_000, seed=0)
         return f"{point:.4f} [{low:.4f}, {high:.4f}]"
 
-    def last_active(run: Path) -> float:
+    def last_active(run: Path, summary: dict) -> float:
         rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         vals = [r["difficulty/active_pool"] for r in rows if "difficulty/active_pool" in r]
-        return vals[-1] if vals else float("nan")
+        return vals[-1] if vals else summary["difficulty/pool_size"]  # a static pool never shrinks
 
     base = [s["eval/accuracy"] for s in summaries["all"].values()]
     lines = ["| condition | pool at the end | accuracy after | minus all | minus medium |", "|---|---|---|---|---|"]
     med = [s["eval/accuracy"] for s in summaries["medium"].values()]
     for name, seeds in summaries.items():
         acc = [s["eval/accuracy"] for s in seeds.values()]
-        end = np.mean([last_active(out / name / k) for k in seeds]) if name != "all" else float("nan")
+        end = np.mean([last_active(out / name / k, s) for k, s in seeds.items()]) if name != "all" else float("nan")
         pool = f"{end:.0f}" if name != "all" else "- (unfiltered)"
         lines.append(f"| {name} | {pool} | {ci(acc)} | {ci([a - b for a, b in zip(acc, base)]) if name != 'all' else '0'} | "
                      f"{ci([a - b for a, b in zip(acc, med)]) if name != 'medium' else '0'} |")
