@@ -38,3 +38,13 @@ def run_conditions(conditions: dict[str, list[str]], recipe: str, *, seeds: int,
                  for n in conditions}
     (dest / "summaries.json").write_text(json.dumps(summaries, indent=2, sort_keys=True) + "\n")
     return code
+
+
+def mean_ci(x) -> str:
+    """'mean [low, high]': the mean and its 95% percentile-bootstrap interval over runs (10,000 resamples)."""
+    import numpy as np
+
+    from rlx.evaluation.stats import bootstrap_ci
+
+    point, low, high = bootstrap_ci(np.array(x, dtype=float), statistic="mean", reps=10_000, seed=0)
+    return f"{point:.4f} [{low:.4f}, {high:.4f}]"

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sweeps import ROOT, run_conditions  # noqa: E402
+from sweeps import ROOT, mean_ci, run_conditions  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -49,12 +49,7 @@ def main() -> int:
 
 
 def write_table(summaries: dict, out: Path, path: Path) -> None:
-    from rlx.evaluation.stats import bootstrap_ci
-
-    def ci(x) -> str:
-        point, low, high = bootstrap_ci(np.array(x, dtype=float), statistic="mean", reps=10_000, seed=0)
-        return f"{point:.4f} [{low:.4f}, {high:.4f}]"
-
+    ci = mean_ci
     def last_active(run: Path, summary: dict) -> float:
         rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         vals = [r["difficulty/active_pool"] for r in rows if "difficulty/active_pool" in r]

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sweeps import ROOT, rlx  # noqa: E402
+from sweeps import ROOT, mean_ci, rlx  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -117,14 +117,12 @@ def paired_over_problems(correct: dict[str, np.ndarray], seeds: int, alphas: lis
 
 
 def summarize(res: dict) -> str:
-    from rlx.evaluation.stats import bootstrap_ci, probability_of_improvement
+    from rlx.evaluation.stats import probability_of_improvement
 
     seeds = list(res["seeds"].values())
     base = res["large_base"]
 
-    def ci(x) -> str:
-        point, low, high = bootstrap_ci(np.array(x), statistic="mean", reps=10_000, seed=0)
-        return f"{point:.4f} [{low:.4f}, {high:.4f}]"
+    ci = mean_ci
 
     lines = [f"Greedy accuracy on {res['n']} held-out arithmetic problems; mean [95% bootstrap interval] over "
              f"{len(seeds)} seeds (the seed of each GRPO run).", "",

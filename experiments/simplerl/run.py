@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sweeps import ROOT, run_conditions  # noqa: E402
+from sweeps import ROOT, mean_ci, run_conditions  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BANDS = {"easy": (0.875, 1.0), "medium": (0.125, 0.875), "hard": (0.0, 0.125)}
@@ -59,12 +59,7 @@ def zero_variance_share(run: Path) -> float:
 
 def write_table(summaries: dict, out: Path, path: Path) -> None:
     """Mean [95% bootstrap interval over seeds] per condition, and each condition minus `all` per seed."""
-    from rlx.evaluation.stats import bootstrap_ci
-
-    def ci(x) -> str:
-        point, low, high = bootstrap_ci(np.array(x, dtype=float), statistic="mean", reps=10_000, seed=0)
-        return f"{point:.4f} [{low:.4f}, {high:.4f}]"
-
+    ci = mean_ci
     base = [s["eval/accuracy"] for s in summaries["all"].values()]
     before = next(iter(summaries["all"].values()))["eval/accuracy_before"]
     lines = [f"Held-out greedy accuracy on all 2430 problems, before RL {before:.4f}; mean [95% bootstrap interval] "
