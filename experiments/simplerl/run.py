@@ -10,8 +10,7 @@ lies in the band:
     medium   pass rate in [0.125, 0.875]  (1-7 of 8; recipes/arith_difficulty.yaml)
     hard     pass rate in [0, 0.125]      (0-1 of 8)
 
-Scored by greedy accuracy on all 2430 held-out problems. Also reported: the share of groups whose
-rewards all tie during training (no group-relative signal). Run from the repo root:
+Scored by greedy accuracy on all 2430 held-out problems. Run from the repo root:
 
     python experiments/simplerl/run.py        # ~15 min on 2 cores; runs go to runs/simplerl
 """
@@ -23,7 +22,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sweeps import ROOT, mean_ci, run_conditions  # noqa: E402
@@ -51,12 +49,6 @@ def main() -> int:
     return code
 
 
-def zero_variance_share(run: Path) -> float:
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if "rollout/groups_generated" in r]
-    return sum(r["rollout/zero_variance_groups"] for r in rows) / max(1.0, sum(r["rollout/groups_generated"] for r in rows))
-
-
 def write_table(summaries: dict, out: Path, path: Path) -> None:
     """Mean [95% bootstrap interval over seeds] per condition, and each condition minus `all` per seed."""
     ci = mean_ci
@@ -64,17 +56,16 @@ def write_table(summaries: dict, out: Path, path: Path) -> None:
     before = next(iter(summaries["all"].values()))["eval/accuracy_before"]
     lines = [f"Held-out greedy accuracy on all 2430 problems, before RL {before:.4f}; mean [95% bootstrap interval] "
              f"over {len(base)} seeds.", "",
-             "| condition | pool (of 2000) | pool pass rate | zero-variance groups | accuracy after | minus all |",
-             "|---|---|---|---|---|---|"]
+             "| condition | pool (of 2000, seed 0) | pool pass rate | accuracy after | minus all |",
+             "|---|---|---|---|---|"]
     for name, seeds in summaries.items():
         acc = [s["eval/accuracy"] for s in seeds.values()]
         first = next(iter(seeds.values()))
         pool = f"{first['difficulty/pool_size']:.0f}" if "difficulty/pool_size" in first else "- (unfiltered)"
         rate = f"{first['difficulty/pool_pass_rate']:.3f}" if "difficulty/pool_pass_rate" in first else \
             f"{next(iter(summaries['medium'].values()))['difficulty/candidate_pass_rate']:.3f}"
-        zv = np.mean([zero_variance_share(out / name / seed) for seed in seeds])
         diff = ci([a - b for a, b in zip(acc, base)]) if name != "all" else "0"
-        lines.append(f"| {name} | {pool} | {rate} | {zv:.2f} | {ci(acc)} | {diff} |")
+        lines.append(f"| {name} | {pool} | {rate} | {ci(acc)} | {diff} |")
     path.write_text("Produced by `python experiments/simplerl/run.py`.\n\n" + "\n".join(lines) + "\n")
     print(path.read_text())
 

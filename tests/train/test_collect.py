@@ -73,6 +73,15 @@ def test_reward_function_that_raises_scores_zero_and_is_logged_once(caplog):
     assert out.metrics["rollout/reward_errors"] == 2.0 and len(caplog.records) == 1
 
 
+def test_tied_groups_are_counted_without_dynamic_sampling():
+    task = OracleTask()
+    engine = ScriptedEngine(task, ["right", "mixed", "wrong"])
+    out = collect(engine, task, TOK, RolloutConfig(prompts_per_step=3, group_size=4), ObjectiveConfig(), 0,
+                  RewardErrors())
+    assert out.batch.num_sequences == 12  # nothing dropped
+    assert out.metrics["rollout/zero_variance_groups"] == 2 and out.metrics["rollout/groups_generated"] == 3
+
+
 def test_dynamic_sampling_drops_tied_groups_and_refills():
     task = OracleTask()
     # round 1: right, wrong, mixed, mixed -> 2 kept; round 2 (2 prompts): right, wrong -> 0 kept;

@@ -64,9 +64,9 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         truncated.append(torch.tensor([f == "length" for f in gen.finish_reasons], dtype=torch.float32))
         groups = rewards.view(-1, g)
         n_groups += groups.shape[0]
+        keep = informative_groups(rewards, g, ocfg.zero_var_tol)
+        zero_var += groups.shape[0] - keep.numel()  # tied groups (no group-relative signal), with or without dapo
         if ocfg.dynamic_sampling:
-            keep = informative_groups(rewards, g, ocfg.zero_var_tol)
-            zero_var += groups.shape[0] - keep.numel()
             rows = group_rows(keep[:need], g)
         else:
             rows = torch.arange(rewards.shape[0])
