@@ -121,6 +121,8 @@ def run(cfg: Config, run: RunDir) -> dict:
         start, extra = read_training_state(ckpt, model, opt, sched)
         summary, errors.count = extra["summary"], extra["reward_errors"]
         gen.set_state(extra["generator"])
+        if ref_model is not None and extra.get("ref_model") is not None:  # paper prorl: the last reset's policy
+            ref_model.load_state_dict(extra["ref_model"])
         if pool is not None and extra.get("difficulty") is not None:
             pool.load_state_dict(extra["difficulty"])
         if value_head is not None:
@@ -140,7 +142,8 @@ def run(cfg: Config, run: RunDir) -> dict:
     def save(step: int) -> None:
         extra = {"summary": summary, "reward_errors": errors.count, "generator": gen.get_state(),
                  "value_head": value_head.state_dict() if value_head is not None else None,
-                 "difficulty": pool.state_dict() if pool is not None else None}
+                 "difficulty": pool.state_dict() if pool is not None else None,
+                 "ref_model": ref_model.state_dict() if ref_model is not None and t.ref_reset_every else None}
         run.save_checkpoint(step, lambda d: write_training_state(d, model, tokenizer, opt, sched, step, extra))
 
     t_run = time.perf_counter()
@@ -195,6 +198,9 @@ def run(cfg: Config, run: RunDir) -> dict:
             if cfg.eval.every and step % cfg.eval.every == 0 and step < t.steps:
                 with timer("eval"):
                     metrics.update(held_out_eval())
+            if t.ref_reset_every and step % t.ref_reset_every == 0 and ref_model is not None:
+                reset_reference(ref_model, model, opt)  # paper prorl
+                metrics["train/ref_reset"] = 1.0
             metrics.update(timer.times)
             metrics["time/step"] = sum(timer.times.values())
             if step % t.log_every == 0 or "eval/accuracy" in metrics:
@@ -218,6 +224,13 @@ def run(cfg: Config, run: RunDir) -> dict:
         summary.update({"rollout/mismatch_kl_mean": sum(r["rollout/mismatch_kl"] for r in rows) / len(rows),
                         "rollout/max_importance_ratio": max(r["rollout/max_importance_ratio"] for r in rows)})
     return summary
+
+
+@torch.no_grad()
+def reset_reference(ref_model, model, optimizer) -> None:
+    """Paper prorl: the KL reference becomes a copy of the current policy; Adam's moments start over."""
+    ref_model.load_state_dict(model.state_dict())
+    optimizer.state.clear()
 
 
 def _to(batch, device):

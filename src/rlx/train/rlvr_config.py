@@ -44,6 +44,8 @@ class RLTrainConfig(Section):
     checkpoint_every: int = Field(25, ge=0, description="checkpoint every this many steps (0: only at the end)")
     precision_flow: Literal["none", "fp8_rollout", "fp8_unified"] = Field(
         "none", description="paper jetrl: fp8 fake-quant in rollouts only, or in rollouts and training forward")
+    ref_reset_every: int = Field(0, ge=0, description="paper prorl: every this many steps the KL reference becomes "
+                                 "the current policy and the optimizer state is cleared (0: never)")
 
 
 class Config(Section):
@@ -66,4 +68,8 @@ class Config(Section):
             raise ValueError(f"train.minibatches ({self.train.minibatches}) must divide prompts_per_step x group_size ({n})")
         if self.rollout.group_size < 2:
             raise ValueError("rollout.group_size must be >= 2 for group-relative advantages")
+        if self.train.ref_reset_every and self.objective.kl_coef == 0:
+            raise ValueError("train.ref_reset_every needs a KL reference: set objective.kl_coef > 0")
+        if self.train.ref_reset_every and self.model.lora is not None:
+            raise ValueError("train.ref_reset_every needs full fine-tuning (the LoRA reference is the frozen base)")
         return self
