@@ -56,7 +56,8 @@ def write_table(summaries: dict, out: Path, path: Path) -> None:
         return vals[-1] if vals else summary["difficulty/pool_size"]  # a static pool never shrinks
 
     base = [s["eval/accuracy"] for s in summaries["all"].values()]
-    lines = ["| condition | pool at the end | accuracy after | minus all | minus medium |", "|---|---|---|---|---|"]
+    lines = ["| condition | pool at the end (mean over seeds) | accuracy after | minus all | minus medium |",
+             "|---|---|---|---|---|"]
     med = [s["eval/accuracy"] for s in summaries["medium"].values()]
     for name, seeds in summaries.items():
         acc = [s["eval/accuracy"] for s in seeds.values()]

@@ -110,7 +110,7 @@ def main() -> int:
             row[f"sigma_{s:g}"] = {
                 "clean_mean": float(clean.mean()),
                 "certified_mean": {f"{b:g}": certified_expected_reward(clean, s, b, 0.0, MAX_STEPS) for b in args.budgets},
-                "certified_median": {f"{b:g}": certified_quantile(clean, s, b, 0.5) for b in args.budgets},
+                "certified_median": {f"{b:g}": certified_quantile(clean, s, b, 0.5, low=0.0) for b in args.budgets},
                 "attacked_mean": {f"{b:g}": float(episodes(q_net, args.episodes, s, b, 300 + k).mean())
                                   for b in args.budgets},
                 "attacked_step_mean": {f"{b:g}": float(episodes(q_net, args.episodes, s, b, 300 + k, "step").mean())

@@ -50,8 +50,15 @@ def test_quantile_hand_values():
     assert certified_quantile(r, 1.0, norm.ppf(0.8), p=0.5, alpha=None) == 3.0
     # without a confidence band the smallest sample is always certified (S_hat = 1 there) ...
     assert certified_quantile(r, 1.0, 10.0, p=0.5, alpha=None) == 1.0
-    # ... with one (m = 10, eps = 0.43) a budget of 10 sigma certifies nothing: `low`
+    # ... with one (m = 10, eps = 0.43) a budget of 10 sigma certifies nothing: `low` (default -inf)
     assert certified_quantile(r, 1.0, 10.0, p=0.5, low=-1.0, alpha=0.05) == -1.0
+    assert certified_quantile(r, 1.0, 10.0, p=0.5, alpha=0.05) == -math.inf
+    # negative rewards are certified as they are, never lifted to a default floor
+    assert certified_quantile(np.array([-100.0, -90.0, -80.0]), 1.0, 0.0, p=0.5, alpha=None) == -90.0
+    with pytest.raises(ValueError, match="below low"):
+        certified_quantile(r, 1.0, 0.0, low=5.0)
+    with pytest.raises(ValueError, match=r"\[low, high\]"):
+        certified_expected_reward(r, 1.0, 0.0, low=0.0, high=5.0)
 
 
 def test_certificate_holds_against_the_worst_attack_by_monte_carlo():

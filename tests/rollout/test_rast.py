@@ -119,6 +119,14 @@ def test_rlx_eval_with_rast(trio, tmp_path, capsys):
                           "--rast-alpha", "0", "--json", str(tmp_path / "a0.json"), "--out", str(tmp_path / "run")]) == 0
     plain, a0 = (json.loads((tmp_path / f).read_text()) for f in ("plain.json", "a0.json"))
     assert a0["eval/accuracy"] == plain["eval/accuracy"]
+    # base = the evaluated model, alpha 1: RAST decodes exactly like the RL model on its own
+    rl_texts = tmp_path / "rl.json"
+    assert main(["eval", str(tmp_path / "rl"), "--task", "arithmetic", "--n", "12", "--samples", "0",
+                 "--json", str(rl_texts)]) == 0
+    assert main(common + ["--rast-rl", str(tmp_path / "rl"), "--rast-base", str(tmp_path / "large"),
+                          "--json", str(tmp_path / "a1.json")]) == 0
+    a1, rl_only = (json.loads((tmp_path / f).read_text()) for f in ("a1.json", "rl.json"))
+    assert a1["eval/accuracy"] == rl_only["eval/accuracy"] and a1["eval/format_rate"] == rl_only["eval/format_rate"]
     assert "rast:" in (tmp_path / "run" / "config.yaml").read_text()
     capsys.readouterr()
     assert main(common + ["--rast-rl", str(tmp_path / "rl")]) == 2
@@ -126,3 +134,8 @@ def test_rlx_eval_with_rast(trio, tmp_path, capsys):
     assert main(common + ["--rast-rl", str(tmp_path / "rl"), "--rast-base", str(tmp_path / "base"),
                           "--rast-alpha", "-1"]) == 2
     assert "rast.alpha" in capsys.readouterr().err
+    other = tiny_model(seed=6)[1]
+    other.add_tokens(["<extra>"])
+    save_model(rl, other, tmp_path / "rl_other_tok")
+    assert main(common + ["--rast-rl", str(tmp_path / "rl_other_tok"), "--rast-base", str(tmp_path / "base")]) == 2
+    assert "rast.rl: its tokenizer differs" in capsys.readouterr().err

@@ -125,3 +125,10 @@ def test_static_pool_never_retires():
     pool, p = _pool()
     pool.observe([(q, 8, 8) for q in p])
     assert pool.end_step(50) == {"difficulty/active_pool": 6.0}
+
+
+def test_state_from_another_pool_is_refused():
+    pool, _ = _pool(retire_above=0.5)
+    other, _ = _pool(n=5, retire_above=0.5)
+    with pytest.raises(ConfigError, match="differs from the checkpoint"):
+        other.load_state_dict(pool.state_dict())

@@ -61,3 +61,18 @@ def test_reset_survives_a_crash_and_resume(base_model_dir, tmp_path, monkeypatch
     assert main([*args, "--out", str(tmp_path / "b"), "--resume"]) == 0
     strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
     assert strip(_kl_by_step(tmp_path / "a")[1]) == strip(_kl_by_step(tmp_path / "b")[1])
+
+
+def test_reset_reference_copies_weights_and_clears_adam():
+    import torch
+
+    from rlx.train.rlvr import reset_reference
+
+    model, ref = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    assert len(opt.state) == 2
+    reset_reference(ref, model, opt)
+    assert torch.equal(ref.weight, model.weight) and torch.equal(ref.bias, model.bias)
+    assert len(opt.state) == 0  # Adam's moments and step counts start over

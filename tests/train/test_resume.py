@@ -72,12 +72,12 @@ def test_rlvr_sigkill_mid_run_then_resume_matches(tmp_path, base_model_dir):
 
 
 def test_rlvr_difficulty_pool_crash_then_resume_matches(tmp_path, monkeypatch, base_model_dir):
-    """The curated pool is rebuilt from the initial weights on resume and its hard-focus state (paper drive,
-    retiring problems every step here) comes from the checkpoint, so the resumed run draws the same prompts."""
+    """The curated pool is rebuilt from the initial weights on resume and its hard-focus state (paper drive:
+    counts since the last check, retired problems) comes from the checkpoint, so the resumed run draws the same prompts."""
     args = ["recipes/arith_difficulty.yaml", f"model.path={base_model_dir}", "train.steps=4", "train.checkpoint_every=2",
             "eval.n=8", "eval.every=0", "rollout.prompts_per_step=2", "rollout.group_size=4",
             "difficulty.candidates=40", "difficulty.samples=4", "difficulty.retire_above=0.0",
-            "difficulty.retire_every=1", "difficulty.min_pool=2"]
+            "difficulty.retire_every=3", "difficulty.min_pool=2"]  # the step-2 checkpoint holds open counts
     assert main(["train", *args, "--out", str(tmp_path / "a")]) == 0
 
     from rlx.sampling.difficulty import DifficultyPool

@@ -112,8 +112,12 @@ def main(args) -> int:
     else:
         from rlx.rollout.rast import RastEngine
 
-        small_rl = load_policy(ModelConfig(path=cfg.rast.rl))[0]
-        small_base = load_policy(ModelConfig(path=cfg.rast.base))[0]
+        small_rl, tok_rl = load_policy(ModelConfig(path=cfg.rast.rl))
+        small_base, tok_base = load_policy(ModelConfig(path=cfg.rast.base))
+        for name, tok in (("rast.rl", tok_rl), ("rast.base", tok_base)):
+            if tok.get_vocab() != tokenizer.get_vocab():
+                raise ConfigError(f"config error: {name}: its tokenizer differs from {cfg.checkpoint}'s; RAST needs "
+                                  "one tokenizer for all three models")
         engine = RastEngine(model, tokenizer, small_rl=small_rl, small_base=small_base, alpha=cfg.rast.alpha)
     t0 = time.perf_counter()
     result = evaluate(engine, task, task.heldout(cfg.eval.n), cfg.eval, tokenizer,

@@ -61,7 +61,9 @@ def dkw_epsilon(m: int, alpha: float | None) -> float:
 
 
 def _sorted_survival(returns: np.ndarray, low: float, high: float, alpha: float | None):
-    x = np.sort(np.clip(np.asarray(returns, dtype=np.float64), low, high))
+    x = np.sort(np.asarray(returns, dtype=np.float64))
+    if x.size and (x[0] < low or x[-1] > high):
+        raise ValueError(f"returns must lie in [low, high] = [{low}, {high}], got [{x[0]}, {x[-1]}]")
     m = x.size
     if m == 0:
         raise ValueError("need at least one episode return")
@@ -73,19 +75,22 @@ def certified_expected_reward(returns, sigma: float, budget: float, low: float, 
                               alpha: float | None = 0.05) -> float:
     """Eq. (2): a lower bound on E[X_B] from unattacked smoothed returns [m], rewards in [low, high].
 
-    With budget 0 and alpha None it is the sample mean (clipped to [low, high]).
+    With budget 0 and alpha None it is the sample mean. Returns outside [low, high] are an error.
     """
     x, s_lo = _sorted_survival(returns, low, high, alpha)
     widths = np.diff(np.concatenate([[low], x]))  # x_(k) - x_(k-1), x_(0) = low
     return float(low + np.sum(widths * certified_survival(s_lo, sigma, budget)))
 
 
-def certified_quantile(returns, sigma: float, budget: float, p: float = 0.5, low: float = 0.0,
+def certified_quantile(returns, sigma: float, budget: float, p: float = 0.5, low: float = -math.inf,
                        alpha: float | None = 0.05) -> float:
-    """The largest v with P[X_B >= v] >= p certified by eq. (1); `low` if no sample qualifies."""
+    """The largest v with P[X_B >= v] >= p certified by eq. (1); if no sample qualifies, `low`, which must
+    be a known lower bound on the total reward (default -inf: nothing is certified)."""
     if not 0 < p < 1:
         raise ValueError(f"p must be in (0, 1), got {p}")
-    x, s_lo = _sorted_survival(returns, low, float("inf"), alpha)
+    if np.min(returns) < low:
+        raise ValueError(f"a return ({np.min(returns)}) is below low = {low}, which must bound the rewards")
+    x, s_lo = _sorted_survival(returns, low, math.inf, alpha)
     ok = certified_survival(s_lo, sigma, budget) >= p
     return float(x[ok].max()) if ok.any() else float(low)
 

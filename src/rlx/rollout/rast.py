@@ -97,11 +97,14 @@ class RastEngine(HFEngine):
 def path_coverage(model: torch.nn.Module, gen: Generation) -> float:
     """PCR: the fraction of completion tokens of `gen` (e.g. an RL model's greedy outputs) that are
     `model`'s argmax given the same prefix.  Teacher-forced, positions = cumsum(mask) - 1."""
+    was_training = model.training
+    model.eval()  # no dropout in the argmax
     ids = torch.cat([gen.prompt_ids, gen.completion_ids], dim=1)
     mask = torch.cat([gen.prompt_mask, gen.completion_mask], dim=1).long()
     positions = (mask.cumsum(1) - 1).clamp_min(0)
     t = gen.completion_ids.shape[1]
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=t + 1).logits
+    model.train(was_training)
     choice = logits[:, :-1].argmax(-1)  # [N, T]: the position before each completion token predicts it
     hit = (choice == gen.completion_ids) & gen.completion_mask
     return float(hit.sum()) / max(1, int(gen.completion_mask.sum()))

@@ -86,9 +86,9 @@ class DifficultyPool:
         self.active = torch.ones(len(pool), dtype=torch.bool)  # [K] not retired
         self.tries = torch.zeros(len(pool))  # [K] samples since the last check
         self.wins = torch.zeros(len(pool))  # [K] correct samples since the last check
-        self._index: dict[str, list[int]] = {}
+        self._index: dict[tuple[str, str], list[int]] = {}
         for i, p in enumerate(pool):
-            self._index.setdefault(p.question, []).append(i)
+            self._index.setdefault((p.question, p.answer), []).append(i)
 
     def metrics(self) -> dict[str, float]:
         return {"difficulty/candidates": float(len(self.candidate_rates)), "difficulty/pool_size": float(len(self.pool)),
@@ -104,7 +104,7 @@ class DifficultyPool:
     def observe(self, attempts: list[tuple[Problem, int, int]]) -> None:
         """Record (problem, correct samples, samples) of every group generated this step."""
         for problem, wins, tries in attempts:
-            for i in self._index.get(problem.question, []):
+            for i in self._index.get((problem.question, problem.answer), []):
                 self.tries[i] += tries
                 self.wins[i] += wins
 
@@ -124,9 +124,15 @@ class DifficultyPool:
         return {"difficulty/active_pool": float(self.active.sum())}
 
     def state_dict(self) -> dict:
-        return {"active": self.active.clone(), "tries": self.tries.clone(), "wins": self.wins.clone()}
+        return {"active": self.active.clone(), "tries": self.tries.clone(), "wins": self.wins.clone(),
+                "questions": [p.question for p in self.pool]}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore hard-focus state; the pool rebuilt on resume must be the one the state belongs to."""
+        if state.get("questions") != [p.question for p in self.pool]:
+            raise ConfigError("config error: difficulty: the pool curated on resume differs from the checkpoint's "
+                              f"({len(self.pool)} vs {len(state.get('questions') or [])} problems; curation is "
+                              "reproducible only with the same seed, weights and a deterministic rollout engine)")
         self.active, self.tries, self.wins = state["active"].clone(), state["tries"].clone(), state["wins"].clone()
 
     def __getattr__(self, name: str):

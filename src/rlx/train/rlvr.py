@@ -92,11 +92,6 @@ def run(cfg: Config, run: RunDir) -> dict:
     engine_kwargs = {"gpu_memory_utilization": cfg.rollout.gpu_memory_utilization} if cfg.rollout.engine == "vllm" else {}
     engine = make_engine(cfg.rollout.engine, model, tokenizer, **engine_kwargs)
     heldout = task.heldout(cfg.eval.n)
-    if cfg.difficulty.enabled:  # papers simplerl/drive: before any checkpoint is restored, so a resume rebuilds it
-        params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
-                                max_new_tokens=cfg.rollout.max_new_tokens, stop=list(cfg.rollout.stop))
-        task = curate(task, engine, tokenizer, cfg.difficulty, params, seed=cfg.seed)
-    pool = task if isinstance(task, DifficultyPool) else None
     errors = RewardErrors()
     rollout_precision, train_precision = nullcontext, nullcontext
     if t.precision_flow != "none":  # paper jetrl: FP8 in rollouts only, or in rollouts and training
@@ -104,6 +99,13 @@ def run(cfg: Config, run: RunDir) -> dict:
 
         flow = fp8_precision(model, mode="rollout_only" if t.precision_flow == "fp8_rollout" else "unified")
         rollout_precision, train_precision = flow.rollout, flow.train
+    if cfg.difficulty.enabled:  # papers simplerl/drive: before any checkpoint is restored, so a resume rebuilds it
+        sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                                  top_k=cfg.rollout.top_k, max_new_tokens=cfg.rollout.max_new_tokens,
+                                  stop=list(cfg.rollout.stop))
+        with rollout_precision():  # pass rates under the same precision as training rollouts
+            task = curate(task, engine, tokenizer, cfg.difficulty, sampling, seed=cfg.seed)
+    pool = task if isinstance(task, DifficultyPool) else None
 
     def held_out_eval(final: bool = False) -> dict[str, float]:
         model.eval()
