@@ -48,7 +48,7 @@ def write_table(summaries: dict, path: Path) -> None:
     before = {k: first[k.replace("eval/", "eval/before/")] if k != "eval/accuracy" else first["eval/accuracy_before"]
               for k in keys}
     lines = ["| condition | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|",
-             "| base (before RL) | " + " | ".join(f"{before[k]:.4f}" for k in keys) + " |"]
+             "| base (before RL, seed 0 samples) | " + " | ".join(f"{before[k]:.4f}" for k in keys) + " |"]
     for name, seeds in summaries.items():
         lines.append(f"| {name} | " + " | ".join(mean_ci([s[k] for s in seeds.values()]) for k in keys) + " |")
     path.write_text("Produced by `python experiments/prorl/run.py` (all 2430 held-out problems; mean [95% bootstrap "
