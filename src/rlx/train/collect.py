@@ -20,7 +20,7 @@ from rlx.objectives.config import ObjectiveConfig
 from rlx.train.rlvr_config import RolloutConfig
 from rlx.types import RolloutBatch
 
-__all__ = ["collect", "Collected"]
+__all__ = ["collect", "Collected", "sampling_params"]
 
 log = logging.getLogger("rlx.rlvr")
 
@@ -32,12 +32,17 @@ class Collected:
     attempts: list = field(default_factory=list)  # (problem, correct samples, samples) per generated group
 
 
+def sampling_params(rcfg: RolloutConfig, n: int = 1) -> SamplingParams:
+    """The recipe's rollout sampling settings with `n` samples per prompt."""
+    return SamplingParams(temperature=rcfg.temperature, top_p=rcfg.top_p, top_k=rcfg.top_k,
+                          max_new_tokens=rcfg.max_new_tokens, stop=list(rcfg.stop), n=n)
+
+
 def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig, seed: int,
             errors: RewardErrors) -> Collected:
     """One step's rollouts: generate, score (never raising), select; `seed` fixes everything."""
     g = rcfg.group_size
-    params = SamplingParams(temperature=rcfg.temperature, top_p=rcfg.top_p, top_k=rcfg.top_k,
-                            max_new_tokens=rcfg.max_new_tokens, stop=list(rcfg.stop), n=g)
+    params = sampling_params(rcfg, n=g)
     rounds = 1 + (ocfg.dynamic_sampling_max_rounds if ocfg.dynamic_sampling else 0)
     kept: list[RolloutBatch] = []
     all_rewards, all_correct, all_parsed, lengths, truncated = [], [], [], [], []

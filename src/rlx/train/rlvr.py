@@ -25,13 +25,13 @@ from rlx.evaluation.evaluate import evaluate, write_passk_counts
 from rlx.models import load_policy, save_model
 from rlx.objectives.build import build_objective
 from rlx.rewards.safe import RewardErrors
-from rlx.rollout import SamplingParams, make_engine
+from rlx.rollout import make_engine
 from rlx.runtime import pick_device, seed_everything, set_threads
 from rlx.rundir import RunDir
 from rlx.sampling.difficulty import DifficultyPool, curate
 from rlx.tasks import make_task
 from rlx.train.checkpoint import read_training_state, write_training_state
-from rlx.train.collect import collect
+from rlx.train.collect import collect, sampling_params
 from rlx.train.logprobs import sequence_logprobs
 from rlx.train.optim import make_optimizer
 from rlx.train.progress import fmt_metrics, progress_bar
@@ -100,11 +100,8 @@ def run(cfg: Config, run: RunDir) -> dict:
         flow = fp8_precision(model, mode="rollout_only" if t.precision_flow == "fp8_rollout" else "unified")
         rollout_precision, train_precision = flow.rollout, flow.train
     if cfg.difficulty.enabled:  # papers simplerl/drive: before any checkpoint is restored, so a resume rebuilds it
-        sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                                  top_k=cfg.rollout.top_k, max_new_tokens=cfg.rollout.max_new_tokens,
-                                  stop=list(cfg.rollout.stop))
         with rollout_precision():  # pass rates under the same precision as training rollouts
-            task = curate(task, engine, tokenizer, cfg.difficulty, sampling, seed=cfg.seed)
+            task = curate(task, engine, tokenizer, cfg.difficulty, sampling_params(cfg.rollout), seed=cfg.seed)
     pool = task if isinstance(task, DifficultyPool) else None
 
     def held_out_eval(final: bool = False) -> dict[str, float]:
