@@ -82,7 +82,8 @@ def ref_gptq(W: torch.Tensor, H: torch.Tensor, bits: int, group: int, damp: floa
         Q[:, j] = q
         err = (W[:, j] - q) / Hinv[j, j]
         W[:, j + 1:] -= err[:, None] * Hinv[j, j + 1:][None, :]
-        Hinv = Hinv - Hinv[:, j:j + 1] @ Hinv[j:j + 1, :] / Hinv[j, j]
+        # OBS inverse downdate (eliminate column j); only the trailing block is read again
+        Hinv[j + 1:, j + 1:].addr_(Hinv[j + 1:, j], Hinv[j, j + 1:], alpha=-1.0 / float(Hinv[j, j]))
     return Q
 
 
