@@ -99,3 +99,32 @@ def test_rlvr_difficulty_pool_crash_then_resume_matches(tmp_path, monkeypatch, b
     assert rows == _rows(tmp_path / "b") and any("rollout/reward_mean" in r for r in rows)
     active = [r["difficulty/active_pool"] for r in rows if "difficulty/active_pool" in r]
     assert len(active) == 4 and active[-1] < active[0]  # problems were retired along the way
+
+
+def test_rlvr_pruning_head_crash_then_resume_matches(tmp_path, monkeypatch, base_model_dir):
+    """Paper arrol: the quality head and its optimizer state come back from the checkpoint, so the resumed
+    run prunes the same rollouts as the uninterrupted one."""
+    args = ["recipes/arith_arrol.yaml", f"model.path={base_model_dir}", "train.steps=4", "train.checkpoint_every=2",
+            "eval.n=8", "eval.every=0", "rollout.prompts_per_step=2", "rollout.group_size=4",
+            "prune.candidates=8", "prune.warmup_steps=1"]
+    assert main(["train", *args, "--out", str(tmp_path / "a")]) == 0
+
+    import rlx.tasks.arithmetic as arith
+
+    real = arith.ArithmeticTask.train_problems
+    calls = {"n": 0}
+
+    def crash_on_third(self, n, seed):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # killed while collecting step 3
+        return real(self, n, seed)
+
+    monkeypatch.setattr(arith.ArithmeticTask, "train_problems", crash_on_third)
+    assert main(["train", *args, "--out", str(tmp_path / "b")]) == 130
+    monkeypatch.setattr(arith.ArithmeticTask, "train_problems", real)
+    assert main(["train", *args, "--out", str(tmp_path / "b"), "--resume"]) == 0
+    rows = _rows(tmp_path / "a")
+    assert rows == _rows(tmp_path / "b")
+    briers = [r["prune/head_brier"] for r in rows if "prune/head_brier" in r]
+    assert len(briers) == 4 and briers[0] == 0.25 and briers[-1] != 0.25  # the head learned along the way

@@ -137,6 +137,13 @@ class LeanDecoder:
         self.k = [w.new_empty(shape) for _ in self.layers]  # per layer [N, KV, L, D]
         self.v = [w.new_empty(shape) for _ in self.layers]
         self.cos, self.sin = rope_tables(model, max_len)
+        self.keep_hidden = False  # set by the engine when pruning (paper arrol) needs features
+        self.hidden: torch.Tensor | None = None  # [R, H] final normed hidden state of the last forward
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only these cache rows (online pruning re-batches the decode)."""
+        self.k = [k[rows] for k in self.k]
+        self.v = [v[rows] for v in self.v]
 
     def forward(self, ids, positions, mask, start: int, k=None, v=None) -> torch.Tensor:
         """Logits of the last input position.  ids/positions [R, S], mask [R, 1, S, start+S] bool.
@@ -167,6 +174,8 @@ class LeanDecoder:
             h = h + F.linear(att, p["wo"], p["bo"])
             h = h + swiglu_mlp(rms_norm(h, p["ln2"], self.eps), p, self.inter)
         h = rms_norm(h[:, -1:], self.model.model.norm.weight, self.eps)
+        if self.keep_hidden:
+            self.hidden = h[:, -1]
         return self.model.lm_head(h)[:, -1]  # [R, V]
 
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, n: int) -> torch.Tensor:

@@ -12,6 +12,11 @@ Our own decode loop over the model's forward:
    soon as every row is finished;
 4. decode the texts once at the end.
 
+Online pruning (paper arrol, `rlx.sampling.prune`): `generate(..., prune=plan)` samples `params.n`
+candidates per prompt, and after `plan.at_tokens` tokens hands each row's last hidden state to
+`plan.choose`, keeps the rows it returns (every tensor of the loop and the KV cache are re-batched)
+and decodes only those to the end; the Generation has only the kept rows.
+
 The forward is either `rlx.rollout.fast.LeanDecoder` (Llama/Qwen2 up to 200M parameters with plain
 Linear layers: the same arithmetic in fewer ops, preallocated cache) or, for anything else, the
 model's own forward with a transformers DynamicCache; the choice is made once per call.
@@ -93,6 +98,9 @@ class _StopStrings:
         self.longest = max(len(s) for s in stops)
         self.texts = [""] * rows
 
+    def select(self, rows: list[int]) -> None:
+        self.texts = [self.texts[i] for i in rows]
+
     def update(self, rows: list[int], toks: list[int]) -> list[int]:
         """Append one token to each active row; return the rows that now contain a stop string."""
         hit = []
@@ -132,7 +140,9 @@ class HFEngine:
     def sync_weights(self, model: torch.nn.Module) -> None:
         self.model = model
 
-    def generate(self, prompts: list[str], params: SamplingParams, seed: int) -> Generation:
+    def generate(self, prompts: list[str], params: SamplingParams, seed: int, prune=None) -> Generation:
+        """See `RolloutEngine.generate`; `prune` (a `rlx.sampling.prune.PrunePlan`) keeps
+        `prune.keep_per_group` of the `params.n` rows per prompt after `prune.at_tokens` tokens."""
         if not prompts:
             raise ConfigError("config error: prompts: need at least one prompt")
         tok = self.tokenizer
@@ -156,11 +166,11 @@ class HFEngine:
             self.model.eval()
         try:
             with torch.inference_mode():
-                comp, comp_mask, logprobs, stopped = self._decode(ids, mask, params, generator)
+                comp, comp_mask, logprobs, stopped = self._decode(ids, mask, params, generator, prune)
         finally:
             if was_training:
                 self.model.train()
-        n = params.n
+        n = params.n if prune is None else prune.keep_per_group
         prompt_ids = ids.repeat_interleave(n, 0)
         prompt_mask = mask.repeat_interleave(n, 0)
         texts, reasons = self._texts(comp, comp_mask, stopped, params.stop)
@@ -176,12 +186,20 @@ class HFEngine:
 
     # -- the decode loop -------------------------------------------------------------------------
 
-    def _decode(self, ids, mask, params: SamplingParams, generator):
+    def _decode(self, ids, mask, params: SamplingParams, generator, prune=None):
         n, t_max = params.n, params.max_new_tokens
         b, p = ids.shape
         rows = b * n
         device = ids.device
         fwd = self._forward(rows, p + t_max)
+        if prune is not None:
+            if not 0 < prune.keep_per_group < n:
+                raise ConfigError(f"config error: prune: keep {prune.keep_per_group} of n = {n} rows per prompt "
+                                  "needs 0 < keep < n")
+            if not hasattr(fwd, "select"):
+                raise ConfigError(f"config error: prune: {type(self).__name__} cannot prune rollouts")
+            fwd.keep_hidden = True
+        feat = None  # [N, H] the final hidden state at each row's last generated token (pruning only)
         logits = fwd.prefill(ids, mask, n)  # [N, V]: one prefill per distinct prompt, shared by its group
         key_mask = torch.ones(rows, p + t_max, dtype=torch.bool, device=device)  # [N, P + T]
         key_mask[:, :p] = mask.repeat_interleave(n, 0)
@@ -215,9 +233,24 @@ class HFEngine:
                     done[idx] = True
                 hit_set = set(hit)
                 active = [i for i in active if i not in hit_set and toks[i] not in eos_set]
-            if t == t_max - 1 or bool(done.all()):
+            last = t == t_max - 1 or bool(done.all())
+            if last and prune is None:
                 break
             logits = fwd.step(tok, next_pos + t, key_mask[:, : p + t + 1], p + t)
+            if prune is not None:  # paper arrol: track features, prune once, re-batch everything
+                feat = fwd.hidden if feat is None else torch.where(live[:, t:t + 1], fwd.hidden, feat)
+                if t + 1 == prune.at_tokens or last:
+                    keep = prune.choose(feat)  # [B*G] rows, ascending
+                    fwd.select(keep)
+                    tokens, logprobs, live, done, stopped = (x[keep] for x in (tokens, logprobs, live, done, stopped))
+                    key_mask, next_pos, pad, logits = key_mask[keep], next_pos[keep], pad[keep], logits[keep]
+                    if stops is not None:
+                        stops.select(keep.tolist())
+                        kept = {r: i for i, r in enumerate(keep.tolist())}
+                        active = [kept[i] for i in active if i in kept]
+                    fwd.keep_hidden, feat, prune = False, None, None
+            if last:
+                break
         return tokens[:, :steps], live[:, :steps], logprobs[:, :steps], stopped
 
     def _forward(self, rows: int, max_len: int):
@@ -265,6 +298,11 @@ class _HFForward:
 
         self.model, self.cache_kw = model, cache_kw
         self.cache = DynamicCache(config=model.config)
+        self.keep_hidden = False  # pruning (paper arrol): keep the final hidden state of each step
+        self.hidden: torch.Tensor | None = None  # [N, H]
+
+    def select(self, rows: torch.Tensor) -> None:
+        self.cache.batch_select_indices(rows)
 
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, n: int) -> torch.Tensor:
         positions = (mask.long().cumsum(-1) - 1).clamp_(min=0)  # left padding does not shift positions
@@ -278,7 +316,9 @@ class _HFForward:
 
     def step(self, tokens: torch.Tensor, positions: torch.Tensor, key_mask: torch.Tensor, start: int) -> torch.Tensor:
         out = self.model(input_ids=tokens.unsqueeze(1), attention_mask=key_mask.long(), position_ids=positions,
-                         use_cache=True, **{self.cache_kw: self.cache})
+                         use_cache=True, output_hidden_states=self.keep_hidden, **{self.cache_kw: self.cache})
+        if self.keep_hidden:
+            self.hidden = out.hidden_states[-1][:, -1]  # after the final norm (what lm_head reads)
         return out.logits[:, -1]
 
 

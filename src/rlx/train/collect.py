@@ -3,6 +3,7 @@
 With dynamic sampling (paper dapo) groups whose rewards all tie carry no group-relative signal;
 they are dropped and new prompts are drawn, up to `dynamic_sampling_max_rounds` extra generation rounds.
 The result is a `RolloutBatch` of at most B groups (fewer if the budget ran out).
+With a `Pruner` (paper arrol) each prompt starts M > G candidates and keeps G after a few tokens.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ def sampling_params(rcfg: RolloutConfig, n: int = 1) -> SamplingParams:
 
 
 def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig, seed: int,
-            errors: RewardErrors) -> Collected:
+            errors: RewardErrors, pruner=None, step: int = 0) -> Collected:
     """One step's rollouts: generate, score (never raising), select; `seed` fixes everything."""
     g = rcfg.group_size
-    params = sampling_params(rcfg, n=g)
+    params = sampling_params(rcfg, n=g if pruner is None else pruner.cfg.candidates)
+    prune_metrics: dict[str, float] = {}
     rounds = 1 + (ocfg.dynamic_sampling_max_rounds if ocfg.dynamic_sampling else 0)
     kept: list[RolloutBatch] = []
     all_rewards, all_correct, all_parsed, lengths, truncated = [], [], [], [], []
@@ -53,7 +55,11 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         if need <= 0:
             break
         problems = task.train_problems(rcfg.prompts_per_step if r == 0 else need, seed=seed * 101 + r)
-        gen = engine.generate([task.prompt(p, tokenizer) for p in problems], params, seed=seed * 101 + r)
+        prompts = [task.prompt(p, tokenizer) for p in problems]
+        if pruner is None:
+            gen = engine.generate(prompts, params, seed=seed * 101 + r)
+        else:
+            gen = engine.generate(prompts, params, seed=seed * 101 + r, prune=pruner.plan(step, seed=seed * 101 + r))
         scores = []
         for i, text in enumerate(gen.texts):
             s, err = safe_score(task.score, text, problems[i // g])
@@ -63,6 +69,8 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         rewards = torch.tensor([s.reward for s in scores], dtype=torch.float32)
         correct = torch.tensor([s.correct for s in scores], dtype=torch.bool)
         parsed = torch.tensor([s.parsed for s in scores], dtype=torch.bool)
+        if pruner is not None:  # paper arrol: the head learns from the survivors' verdicts
+            prune_metrics = pruner.observe(correct)
         attempts += [(p, int(c), g) for p, c in zip(problems, correct.view(-1, g).sum(1).tolist())]
         all_rewards.append(rewards), all_correct.append(correct), all_parsed.append(parsed)
         lengths.append(gen.completion_mask.sum(1).float())
@@ -93,6 +101,7 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         "rollout/groups_generated": float(n_groups),
         "rollout/zero_variance_groups": float(zero_var),
         **errors.metrics(),
+        **prune_metrics,
     }
     if not kept:
         metrics["rollout/groups_kept"] = 0.0

@@ -29,6 +29,7 @@ from rlx.rollout import make_engine
 from rlx.runtime import pick_device, seed_everything, set_threads
 from rlx.rundir import RunDir
 from rlx.sampling.difficulty import DifficultyPool, curate
+from rlx.sampling.prune import Pruner
 from rlx.tasks import make_task
 from rlx.train.checkpoint import read_training_state, write_training_state
 from rlx.train.collect import collect, sampling_params
@@ -103,6 +104,7 @@ def run(cfg: Config, run: RunDir) -> dict:
         with rollout_precision():  # pass rates under the same precision as training rollouts
             task = curate(task, engine, tokenizer, cfg.difficulty, sampling_params(cfg.rollout), seed=cfg.seed)
     pool = task if isinstance(task, DifficultyPool) else None
+    pruner = Pruner(cfg.prune, model.config.hidden_size, cfg.rollout.group_size) if cfg.prune.enabled else None
 
     def held_out_eval(final: bool = False) -> dict[str, float]:
         model.eval()
@@ -124,6 +126,8 @@ def run(cfg: Config, run: RunDir) -> dict:
             ref_model.load_state_dict(extra["ref_model"])
         if pool is not None and extra.get("difficulty") is not None:
             pool.load_state_dict(extra["difficulty"])
+        if pruner is not None and extra.get("prune") is not None:
+            pruner.load_state_dict(extra["prune"])
         if value_head is not None:
             value_head.load_state_dict(extra["value_head"])
         engine.sync_weights(model)
@@ -142,6 +146,7 @@ def run(cfg: Config, run: RunDir) -> dict:
         extra = {"summary": summary, "reward_errors": errors.count, "generator": gen.get_state(),
                  "value_head": value_head.state_dict() if value_head is not None else None,
                  "difficulty": pool.state_dict() if pool is not None else None,
+                 "prune": pruner.state_dict() if pruner is not None else None,
                  "ref_model": ref_model.state_dict() if ref_model is not None and t.ref_reset_every else None}
         run.save_checkpoint(step, lambda d: write_training_state(d, model, tokenizer, opt, sched, step, extra))
 
@@ -155,7 +160,7 @@ def run(cfg: Config, run: RunDir) -> dict:
             model.eval()
             with timer("rollout"), rollout_precision():
                 collected = collect(engine, task, tokenizer, cfg.rollout, cfg.objective,
-                                    seed=cfg.seed * 1_000_003 + step, errors=errors)
+                                    seed=cfg.seed * 1_000_003 + step, errors=errors, pruner=pruner, step=step)
             metrics = dict(collected.metrics)
             if pool is not None:  # papers simplerl/drive: the curated pool sees every group's outcome
                 pool.observe(collected.attempts)

@@ -12,6 +12,7 @@ from rlx.models import ModelConfig
 from rlx.objectives.config import ObjectiveConfig
 from rlx.sampling.difficulty import DifficultyConfig
 from rlx.sampling.downsample import D3SConfig
+from rlx.sampling.prune import PruneConfig
 from rlx.tasks import TaskConfig
 from rlx.train.optim import OptimConfig
 
@@ -58,6 +59,8 @@ class Config(Section):
     d3s: D3SConfig = Field(default_factory=D3SConfig, description="paper d3s: dual-level down-sampling (off by default)")
     difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig,
                                          description="papers simplerl/drive: train on a pass-rate band (off by default)")
+    prune: PruneConfig = Field(default_factory=PruneConfig,
+                               description="paper arrol: start more rollouts, prune them mid-generation (off by default)")
     train: RLTrainConfig = Field(default_factory=RLTrainConfig, description="update loop")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="held-out evaluation")
 
@@ -72,4 +75,12 @@ class Config(Section):
             raise ValueError("train.ref_reset_every needs a KL reference: set objective.kl_coef > 0")
         if self.train.ref_reset_every and self.model.lora is not None:
             raise ValueError("train.ref_reset_every needs full fine-tuning (the LoRA reference is the frozen base)")
+        if self.prune.enabled and self.prune.candidates <= self.rollout.group_size:
+            raise ValueError(f"prune.candidates ({self.prune.candidates}) must exceed rollout.group_size "
+                             f"({self.rollout.group_size})")
+        if self.prune.enabled and self.rollout.engine != "hf":
+            raise ValueError("prune: online pruning runs inside the hf engine; set rollout.engine: hf")
+        if self.prune.enabled and self.prune.at_tokens >= self.rollout.max_new_tokens:
+            raise ValueError(f"prune.at_tokens ({self.prune.at_tokens}) must be below rollout.max_new_tokens "
+                             f"({self.rollout.max_new_tokens})")
         return self
