@@ -7,7 +7,7 @@ import torch
 
 from rlx.config import ConfigError, build_config
 from rlx.rollout import SamplingParams
-from rlx.sampling.difficulty import DifficultyConfig, DifficultyPool, curate, pass_rates, select_band
+from rlx.sampling.difficulty import DifficultyConfig, DifficultyPool, curate, pass_rates, select_band, top_variance
 from rlx.tasks import make_task
 from rlx.tasks.config import ArithmeticConfig
 
@@ -70,6 +70,27 @@ def test_curate_keeps_exactly_the_band_and_delegates():
     assert draw != pool.train_problems(50, seed=4)
     assert pool.heldout(5) == task.heldout(5) and pool.prompt(want[0]) == task.prompt(want[0])
     assert pool.score(want[0].answer, want[0]).correct
+
+
+def test_top_variance_hand_values():
+    rates = torch.tensor([0.5, 0.25, 1.0, 0.75, 0.5])  # variances .25 .1875 0 .1875 .25
+    everyone = torch.arange(5)
+    assert top_variance(rates, everyone, 2).tolist() == [0, 4]
+    assert top_variance(rates, everyone, 3).tolist() == [0, 1, 4]  # tie .1875: the earlier candidate
+    assert top_variance(rates, torch.tensor([1, 2, 3]), 1).tolist() == [1]  # only within the band
+    assert top_variance(rates, everyone, 9).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_curate_one_shot_keeps_the_most_uncertain_problem():
+    """Paper oneshot: top_variance 1 leaves the single candidate whose pass rate is nearest 1/2."""
+    task = make_task(ArithmeticConfig())
+    candidates = task.train_problems(60, seed=-1)
+    engine = ScriptedEngine(task, candidates, 4)
+    pool = curate(task, engine, None, DifficultyConfig(candidates=60, samples=4, top_variance=1, batch_size=20),
+                  SamplingParams(), seed=0)
+    first_half = next(p for p in candidates if engine.k(p.answer) == 2)  # rate 0.5, the earliest one
+    assert pool.pool == [first_half] and pool.pass_rates.tolist() == [0.5]
+    assert set(pool.train_problems(8, seed=1)) == {first_half}
 
 
 def test_curate_empty_band_is_a_clear_error():

@@ -18,6 +18,12 @@ with `retire_above` set, the pool also learns from training. Every `retire_every
 whose rollouts since the last check solved it more often than `retire_above` leaves the pool (the
 easiest first, never below `min_pool` problems), so training keeps moving to what is still hard.
 
+One-shot selection (paper oneshot: "select the example by its reward variance"): with `top_variance: k`
+only the k problems of the band with the largest pass-rate variance p_i (1 - p_i) stay (k = 1: one-shot
+RLVR on the problem the initial policy is least sure about). The paper ranks by the variance of each
+example's training accuracy over a preliminary RL run; we use the initial policy's pass rate, which needs
+no extra run.
+
 Deterministic given the seed and the initial weights, so a resumed run rebuilds the same pool; the
 hard-focus state (which problems are retired, the counts since the last check) is checkpointed.
 """
@@ -33,7 +39,7 @@ from rlx.config import ConfigError, Section
 from rlx.rollout.base import SamplingParams
 from rlx.types import Problem
 
-__all__ = ["DifficultyConfig", "DifficultyPool", "pass_rates", "select_band", "curate"]
+__all__ = ["DifficultyConfig", "DifficultyPool", "pass_rates", "select_band", "top_variance", "curate"]
 
 
 class DifficultyConfig(Section):
@@ -48,6 +54,8 @@ class DifficultyConfig(Section):
                                        "solved more often than this since the last check (None: static pool)")
     retire_every: int = Field(50, ge=1, description="hard focus: steps between checks")
     min_pool: int = Field(32, ge=1, description="hard focus: never retire below this many problems")
+    top_variance: int | None = Field(None, ge=1, description="paper oneshot: keep only the k band problems with the "
+                                     "largest pass-rate variance p(1-p) (None: the whole band)")
 
     @model_validator(mode="after")
     def _band(self) -> "DifficultyConfig":
@@ -70,6 +78,17 @@ def pass_rates(correct: torch.Tensor, samples: int) -> torch.Tensor:
 def select_band(rates: torch.Tensor, min_pass: float, max_pass: float) -> torch.Tensor:
     """Indices [K] (ascending) of problems with min_pass <= rate <= max_pass.  rates [C]"""
     return torch.nonzero((rates >= min_pass) & (rates <= max_pass)).squeeze(1)
+
+
+def top_variance(rates: torch.Tensor, keep: torch.Tensor, k: int) -> torch.Tensor:
+    """The k indices of `keep` whose pass rate has the largest variance p (1 - p), ascending; ties go to the
+    earlier candidate.  rates [C], keep [K] ascending -> [min(k, K)]
+
+    rates [0.5, 0.25, 1.0, 0.75, 0.5], keep all, k 2 -> variances .25 .1875 0 .1875 .25 -> [0, 4].
+    """
+    var = rates[keep] * (1 - rates[keep])
+    order = var.argsort(descending=True, stable=True)[:k]
+    return keep[order].sort().values
 
 
 class DifficultyPool:
@@ -158,6 +177,8 @@ def curate(task, engine, tokenizer, cfg: DifficultyConfig, params: SamplingParam
                 correct.append(False)
     rates = pass_rates(torch.tensor(correct), cfg.samples)
     keep = select_band(rates, cfg.min_pass, cfg.max_pass)
+    if cfg.top_variance is not None:  # paper oneshot
+        keep = top_variance(rates, keep, cfg.top_variance)
     if keep.numel() == 0:
         hist = torch.bincount((rates * cfg.samples).round().long(), minlength=cfg.samples + 1).tolist()
         raise ConfigError(f"config error: difficulty: no candidate problem has a pass rate in [{cfg.min_pass}, "
