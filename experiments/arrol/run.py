@@ -2,10 +2,11 @@
 
 Conditions (the default recipe, 500 steps, 8 prompts per step, SEEDS seeds each):
 
-    grpo8       8 rollouts per prompt (the default recipe)
-    arrol16to8  16 rollouts per prompt, pruned to 8 after 2 tokens by the online quality head
-                (recipes/arith_arrol.yaml: balanced survivors, 20 warm-up steps)
-    grpo16      16 rollouts per prompt, all kept (the same candidates, twice the update)
+    grpo8           8 rollouts per prompt (the default recipe)
+    arrol           16 rollouts per prompt, pruned to 8 after 2 tokens by the online quality head
+                    (recipes/arith_arrol.yaml: rule diverse, target 0.5, 20 warm-up steps)
+    arrol_extremes  the same with `prune.rule=extremes` (k likeliest + G-k least likely, duplicates ignored)
+    grpo16          16 rollouts per prompt, all kept (the same candidates, twice the update)
 
 Scored by greedy accuracy on all 2430 held-out problems. Also reported, averaged over steps: groups
 with tied rewards (no group-relative signal), the rollout stage's and the whole step's seconds, and
@@ -38,7 +39,8 @@ def main() -> int:
     args = ap.parse_args()
     common = [f"train.steps={args.steps}", "train.checkpoint_every=0", "eval.every=0", "eval.n=2430"]
     conditions = {"grpo8": [*common, "prune.candidates=0"],
-                  "arrol16to8": common,
+                  "arrol": common,
+                  "arrol_extremes": [*common, "prune.rule=extremes"],
                   "grpo16": [*common, "prune.candidates=0", "rollout.group_size=16"]}
     out = ROOT / args.out
     code = run_conditions(conditions, "recipes/arith_arrol.yaml", seeds=args.seeds, out=out, dest=HERE,

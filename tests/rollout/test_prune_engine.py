@@ -13,8 +13,8 @@ from rlx.sampling.prune import PrunePlan
 
 def _plan(at, keep_rows, log):
     """A plan that records the features it is shown and keeps fixed rows."""
-    def choose(feat):
-        log.append(feat.clone())
+    def choose(feat, prefixes):
+        log.append((feat.clone(), prefixes.clone()))
         return torch.tensor(keep_rows)
     return PrunePlan(at_tokens=at, keep_per_group=len(keep_rows) // len(PROMPTS), choose=choose)
 
@@ -62,7 +62,8 @@ def test_features_are_the_hidden_state_at_each_rows_last_token():
     log = []
     gen = eng.generate(PROMPTS, SamplingParams(n=4, max_new_tokens=10), seed=7, prune=_plan(4, KEEP, log))
     full = eng.generate(PROMPTS, SamplingParams(n=4, max_new_tokens=10), seed=7)
-    feat = log[0]  # [16, H]
+    feat, prefixes = log[0]  # [16, H], [16, 4]
+    assert torch.equal(prefixes, full.completion_ids[:, :4])
     assert feat.shape == (16, model.config.hidden_size)
     # recompute: the final normed hidden state at each row's last generated token among the first 4
     ids = torch.cat([full.prompt_ids, full.completion_ids[:, :4]], 1)
@@ -88,4 +89,4 @@ def test_bad_plans():
     model, tok = tiny_model()
     with pytest.raises(ConfigError, match="0 < keep < n"):
         HFEngine(model, tok).generate(PROMPTS, SamplingParams(n=2, max_new_tokens=4), seed=0,
-                                      prune=PrunePlan(at_tokens=1, keep_per_group=2, choose=lambda f: f))
+                                      prune=PrunePlan(at_tokens=1, keep_per_group=2, choose=lambda f, t: f))

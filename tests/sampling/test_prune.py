@@ -6,7 +6,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from rlx.sampling.prune import PruneConfig, Pruner, balanced_keep
+from rlx.sampling.prune import PruneConfig, Pruner, balanced_keep, diverse_keep, prefix_clusters
 from rlx.train.rlvr_config import Config
 
 
@@ -36,14 +36,32 @@ def test_balanced_keep_matches_brute_force():
         balanced_keep(p, 8)
 
 
+def test_diverse_keep_hand_values():
+    p = torch.tensor([[0.9, 0.9, 0.8, 0.1, 0.1, 0.2]])
+    c = torch.tensor([[0, 0, 1, 2, 2, 3]])
+    # picks: 0 (first: the likeliest cluster c0), 3 (mean 0.9 >= 0.5: least likely c2), 5 (mean 0.5 is not
+    # below: least likely unused c3), 2 (mean 0.4: likeliest unused c1)
+    assert diverse_keep(p, c, 4).tolist() == [[0, 2, 3, 5]]
+    # second round once every cluster gave one: p [0.9, 0.9, 0.9, 0.1], clusters [0, 0, 0, 1], keep 3
+    assert diverse_keep(torch.tensor([[0.9, 0.9, 0.9, 0.1]]), torch.tensor([[0, 0, 0, 1]]), 3).tolist() == [[0, 1, 3]]
+    # three identical rollouts and one different: diverse keeps one of each kind; extremes (k = 0: the two
+    # least likely, mean 0.7 is closest to 0.5) keeps two copies of the same rollout, a group that must tie
+    p = torch.tensor([[0.7, 0.7, 0.7, 0.8]])
+    c = torch.tensor([[0, 0, 0, 1]])
+    assert diverse_keep(p, c, 2).tolist() == [[0, 3]]
+    assert balanced_keep(p, 2).tolist() == [[1, 2]]
+    assert prefix_clusters(torch.tensor([[[1, 2], [1, 3], [1, 2]], [[5, 0], [5, 0], [4, 0]]])).tolist() == [[0, 1, 0], [1, 1, 0]]
+
+
 def test_warmup_keeps_a_random_g_of_m_per_prompt():
     pr = Pruner(PruneConfig(candidates=6, warmup_steps=5), hidden_size=4, group_size=2)
     feats = torch.randn(3 * 6, 4)
-    rows = pr.plan(step=1, seed=9).choose(feats)
+    ids = torch.arange(18)[:, None]  # every prefix distinct
+    rows = pr.plan(step=1, seed=9).choose(feats, ids)
     assert rows.tolist() == sorted(rows.tolist()) and rows.numel() == 6
     assert (rows // 6).tolist() == [0, 0, 1, 1, 2, 2]  # two survivors from each prompt's six candidates
-    assert torch.equal(rows, pr.plan(step=1, seed=9).choose(feats))  # the seed fixes the choice
-    others = [pr.plan(step=1, seed=s).choose(feats) for s in range(10, 14)]
+    assert torch.equal(rows, pr.plan(step=1, seed=9).choose(feats, ids))  # the seed fixes the choice
+    others = [pr.plan(step=1, seed=s).choose(feats, ids) for s in range(10, 14)]
     assert any(not torch.equal(rows, o) for o in others)  # and different seeds choose differently
 
 
@@ -57,20 +75,20 @@ def test_head_learns_and_then_steers_the_survivors():
         y = torch.rand(4 * 6) < 0.3
         feats = torch.randn(4 * 6, 3) * 0.3
         feats[:, 0] = y.float() * 2 - 1
-        rows = pr.plan(step, seed=step).choose(feats)
+        rows = pr.plan(step, seed=step).choose(feats, torch.arange(24)[:, None])
         briers.append(pr.observe(y[rows])["prune/head_brier"])
     assert briers[0] == pytest.approx(0.25)  # zero-initialised head: p = 0.5 for everything
     assert sum(briers[-20:]) / 20 < 0.02
     feats = torch.zeros(6, 3)
     feats[:, 0] = torch.tensor([1.0, -1, -1, 1, -1, -1])
-    rows = pr.plan(300, seed=0).choose(feats).tolist()
+    rows = pr.plan(300, seed=0).choose(feats, torch.arange(6)[:, None]).tolist()
     assert len(rows) == 2 and sum(feats[r, 0] > 0 for r in rows) == 1
 
 
 def test_observe_checks_its_input():
     pr = Pruner(PruneConfig(candidates=4), hidden_size=2, group_size=2)
     assert pr.observe(torch.ones(4, dtype=torch.bool)) == {}  # nothing planned yet
-    pr.plan(1, seed=0).choose(torch.randn(8, 2))
+    pr.plan(1, seed=0).choose(torch.randn(8, 2), torch.arange(8)[:, None])
     with pytest.raises(ValueError, match="3 verdicts for 4 survivors"):
         pr.observe(torch.ones(3, dtype=torch.bool))
 
@@ -78,7 +96,7 @@ def test_observe_checks_its_input():
 def test_state_round_trip():
     a = Pruner(PruneConfig(candidates=4, warmup_steps=0), hidden_size=2, group_size=2)
     for s in range(3):
-        a.plan(s + 1, seed=s).choose(torch.randn(8, 2))
+        a.plan(s + 1, seed=s).choose(torch.randn(8, 2), torch.arange(8)[:, None])
         a.observe(torch.tensor([True, False, True, True]))
     b = Pruner(PruneConfig(candidates=4, warmup_steps=0), hidden_size=2, group_size=2)
     b.load_state_dict(a.state_dict())
@@ -99,3 +117,13 @@ def test_config_errors(prune, rollout, match):
     with pytest.raises(ValidationError, match=match):
         Config.model_validate({**BASE, "prune": prune, "rollout": {**BASE["rollout"], **rollout}})
     Config.model_validate({**BASE, "prune": {"candidates": 8}})
+
+
+@pytest.mark.parametrize("rule, want", [("diverse", [0, 3]), ("extremes", [1, 2])])
+def test_pruner_applies_the_configured_rule(rule, want):
+    pr = Pruner(PruneConfig(candidates=4, warmup_steps=0, rule=rule), hidden_size=1, group_size=2)
+    with torch.no_grad():
+        pr.head.weight.fill_(1.0)
+    feats = torch.logit(torch.tensor([[0.7], [0.7], [0.7], [0.8]]))  # p = sigmoid(x) = 0.7, 0.7, 0.7, 0.8
+    prefixes = torch.tensor([[4, 5], [4, 5], [4, 5], [6, 2]])  # three identical rollouts so far, one different
+    assert pr.plan(50, seed=0).choose(feats, prefixes).tolist() == want

@@ -13,8 +13,9 @@ Our own decode loop over the model's forward:
 4. decode the texts once at the end.
 
 Online pruning (paper arrol, `rlx.sampling.prune`): `generate(..., prune=plan)` samples `params.n`
-candidates per prompt, and after `plan.at_tokens` tokens hands each row's last hidden state to
-`plan.choose`, keeps the rows it returns (every tensor of the loop and the KV cache are re-batched)
+candidates per prompt, and after `plan.at_tokens` tokens hands each row's last hidden state and its
+tokens so far to `plan.choose`, keeps the rows it returns (every tensor of the loop and the KV cache
+are re-batched)
 and decodes only those to the end; the Generation has only the kept rows.
 
 The forward is either `rlx.rollout.fast.LeanDecoder` (Llama/Qwen2 up to 200M parameters with plain
@@ -240,7 +241,7 @@ class HFEngine:
             if prune is not None:  # paper arrol: track features, prune once, re-batch everything
                 feat = fwd.hidden if feat is None else torch.where(live[:, t:t + 1], fwd.hidden, feat)
                 if t + 1 == prune.at_tokens or last:
-                    keep = prune.choose(feat)  # [B*G] rows, ascending
+                    keep = prune.choose(feat, tokens[:, :t + 1])  # [B*G] rows, ascending
                     fwd.select(keep)
                     tokens, logprobs, live, done, stopped = (x[keep] for x in (tokens, logprobs, live, done, stopped))
                     key_mask, next_pos, pad, logits = key_mask[keep], next_pos[keep], pad[keep], logits[keep]

@@ -6,12 +6,18 @@ asks a quality head for each partial rollout's probability of ending correct,
     p_i = sigmoid(w . h_i + b)        h_i: the policy's final (normed) hidden state at the rollout's
                                       last token so far (its EOS, if it already ended)
 
-keeps G = `group_size` of the M per prompt, and decodes only the survivors to the end. The survivors
-are chosen to be correctness-balanced (`balanced_keep`): among the subsets made of the k candidates
-most likely to succeed plus the G - k least likely (k = 0..G), the one whose mean p is closest to
-`target`. A group that is half right, half wrong has the largest reward variance, which is what a
-group-relative advantage learns from; an easy prompt keeps its likeliest failures, a hard one its
-likeliest successes.
+keeps G = `group_size` of the M per prompt, and decodes only the survivors to the end. A group that is
+half right, half wrong has the largest reward variance, which is what a group-relative advantage learns
+from, so the survivors are steered towards a predicted success rate of `target`. Two rules (`rule`):
+
+- `diverse` (default, `diverse_keep`): candidates with the same tokens so far will mostly end the
+  same way, so they form one cluster. Survivors are picked one at a time, at most one per cluster per
+  round: the first from the likeliest cluster, then from the likeliest unused cluster while the
+  picked ones' mean p is below `target`, else from the least likely one.
+- `extremes` (`balanced_keep`): among the subsets made of the k likeliest candidates plus the G - k
+  least likely (k = 0..G), the one whose mean p is closest to `target`. It ignores duplicates: when
+  the head ranks a prompt's candidates poorly, it keeps one cluster of identical rollouts and the group
+  ties more often than a random choice would (measured: experiments/arrol/results.md).
 
 The head is logistic regression, trained online: after each step's survivors are verified, one
 Adam step on the binary cross-entropy between p_i and their correctness. During the first
@@ -33,11 +39,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from typing import Literal
+
 from pydantic import Field
 
 from rlx.config import Section
 
-__all__ = ["PruneConfig", "balanced_keep", "PrunePlan", "Pruner"]
+__all__ = ["PruneConfig", "balanced_keep", "diverse_keep", "prefix_clusters", "PrunePlan", "Pruner"]
 
 
 class PruneConfig(Section):
@@ -48,6 +56,7 @@ class PruneConfig(Section):
     target: float = Field(0.5, ge=0, le=1, description="aim for this predicted success rate among the survivors")
     warmup_steps: int = Field(20, ge=0, description="steps that keep a random G of M while the head learns")
     head_lr: float = Field(1e-2, gt=0, le=10, description="Adam learning rate of the quality head")
+    rule: Literal["diverse", "extremes"] = Field("diverse", description="how survivors are chosen (module docstring)")
 
     @property
     def enabled(self) -> bool:
@@ -76,16 +85,54 @@ def balanced_keep(p: torch.Tensor, keep: int, target: float = 0.5) -> torch.Tens
     return order.gather(1, pos).sort(dim=1).values
 
 
+def diverse_keep(p: torch.Tensor, clusters: torch.Tensor, keep: int, target: float = 0.5) -> torch.Tensor:
+    """Which `keep` of each row's M candidates survive, one cluster at a time.  p, clusters [B, M] -> [B, keep]
+
+    Round-robin over the clusters (ids in `clusters`, e.g. identical prefixes) that still have members:
+    the first pick is the likeliest cluster; afterwards, while the mean p of the picks is below
+    `target` the next pick is the likeliest cluster not used in this round, else the least likely one.
+    Within a cluster the lowest index goes first; indices are returned ascending. Example, keep 4:
+    p [0.9, 0.9, 0.8, 0.1, 0.1, 0.2], clusters [0, 0, 1, 2, 2, 3] -> picks 0 (c0), 3 (c2: mean 0.9),
+    5 (c3: mean 0.5 is not below), 2 (c1: mean 0.4) -> [0, 2, 3, 5].
+    """
+    b, m = p.shape
+    if not 0 < keep <= m:
+        raise ValueError(f"keep ({keep}) must be in 1..{m}")
+    out = []
+    for row_p, row_c in zip(p.tolist(), clusters.tolist()):
+        members: dict[int, list[int]] = {}
+        for i, c in enumerate(row_c):
+            members.setdefault(c, []).append(i)
+        cp = {c: sum(row_p[i] for i in idx) / len(idx) for c, idx in members.items()}
+        picked: list[int] = []
+        total = 0.0
+        while len(picked) < keep:
+            left = sorted((c for c in members if members[c]), key=lambda c: (-cp[c], c))  # one round, likeliest first
+            while left and len(picked) < keep:
+                c = left.pop(0) if not picked or total / len(picked) < target else left.pop()
+                i = members[c].pop(0)
+                picked.append(i)
+                total += row_p[i]
+        out.append(sorted(picked))
+    return torch.tensor(out, dtype=torch.long, device=p.device)
+
+
+def prefix_clusters(prefixes: torch.Tensor) -> torch.Tensor:
+    """Cluster ids per group: rows of one group with identical token prefixes share an id.  [B, M, L] -> [B, M]"""
+    return torch.stack([torch.unique(g, dim=0, return_inverse=True)[1] for g in prefixes])
+
+
 @dataclass
 class PrunePlan:
     """What `HFEngine.generate(..., prune=plan)` needs: when to prune and which rows to keep.
 
-    `choose(features)` gets [B*M, H] features (row order of the generation) and returns the
-    [B*G] rows to keep, ascending."""
+    `choose(features, prefixes)` gets [B*M, H] features and the [B*M, L] tokens generated so far
+    (padding after a row's end; row order of the generation) and returns the [B*G] rows to keep,
+    ascending."""
 
     at_tokens: int
     keep_per_group: int
-    choose: Callable[[torch.Tensor], torch.Tensor]
+    choose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class Pruner:
@@ -105,7 +152,7 @@ class Pruner:
         m, g = self.cfg.candidates, self.group_size
         warm = step <= self.cfg.warmup_steps
 
-        def choose(features: torch.Tensor) -> torch.Tensor:
+        def choose(features: torch.Tensor, prefixes: torch.Tensor) -> torch.Tensor:
             feats = features.detach().float().cpu()
             with torch.no_grad():
                 p = torch.sigmoid(self.head(feats)).squeeze(-1)  # [B*M]
@@ -113,8 +160,10 @@ class Pruner:
             if warm:
                 gen = torch.Generator().manual_seed(seed)
                 idx = torch.rand(b, m, generator=gen).argsort(1)[:, :g].sort(1).values
-            else:
+            elif self.cfg.rule == "extremes":
                 idx = balanced_keep(p.view(b, m), g, self.cfg.target)
+            else:
+                idx = diverse_keep(p.view(b, m), prefix_clusters(prefixes.cpu().view(b, m, -1)), g, self.cfg.target)
             rows = (idx + torch.arange(b)[:, None] * m).reshape(-1)  # [B*G]
             self._kept_features, self._kept_p = feats[rows], p[rows]
             return rows.to(features.device)
