@@ -127,3 +127,13 @@ def test_pruner_applies_the_configured_rule(rule, want):
     feats = torch.logit(torch.tensor([[0.7], [0.7], [0.7], [0.8]]))  # p = sigmoid(x) = 0.7, 0.7, 0.7, 0.8
     prefixes = torch.tensor([[4, 5], [4, 5], [4, 5], [6, 2]])  # three identical rollouts so far, one different
     assert pr.plan(50, seed=0).choose(feats, prefixes).tolist() == want
+
+
+def test_top_plan_keeps_the_likeliest_and_reports_their_p():
+    pr = Pruner(PruneConfig(candidates=4, warmup_steps=0), hidden_size=1, group_size=2)
+    with torch.no_grad():
+        pr.head.weight.fill_(1.0)
+    p = torch.tensor([0.2, 0.9, 0.6, 0.1, 0.5, 0.3, 0.8, 0.7])  # two prompts of four candidates
+    rows = pr.top_plan().choose(torch.logit(p)[:, None], torch.arange(8)[:, None])
+    assert rows.tolist() == [1, 2, 6, 7]
+    assert torch.allclose(pr.kept_p, torch.tensor([0.9, 0.6, 0.8, 0.7]))

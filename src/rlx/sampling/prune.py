@@ -29,8 +29,10 @@ head learns). Pruned rollouts never finish, so the head only ever sees survivors
     gen = engine.generate(prompts, params.model_copy(update={"n": 16}), seed=s, prune=pruner.plan(step, seed=s))
     pruner.observe(correct)          # [B*G] verdicts of the survivors, in gen's row order
 
-Departures from the paper: the head reads the last hidden state only (no per-layer features), and
-its use to weigh candidates at test time is not implemented.
+At test time `top_plan()` keeps the candidates the head rates likeliest, and `kept_p` can weigh their
+votes (`rlx.evaluation.vote.weighted_vote`; experiments/arrol/testtime.py).
+
+Departures from the paper: the head reads the last hidden state only (no per-layer features).
 """
 
 from __future__ import annotations
@@ -169,6 +171,26 @@ class Pruner:
             return rows.to(features.device)
 
         return PrunePlan(at_tokens=self.cfg.at_tokens, keep_per_group=g, choose=choose)
+
+    def top_plan(self) -> PrunePlan:
+        """Test time (paper arrol): keep each prompt's G candidates the head rates likeliest to succeed;
+        `kept_p` then holds their predicted success probabilities (e.g. as vote weights)."""
+        m, g = self.cfg.candidates, self.group_size
+
+        def choose(features: torch.Tensor, prefixes: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                p = torch.sigmoid(self.head(features.detach().float().cpu())).squeeze(-1).view(-1, m)  # [B, M]
+            idx = p.argsort(dim=1, descending=True, stable=True)[:, :g].sort(dim=1).values
+            rows = (idx + torch.arange(p.shape[0])[:, None] * m).reshape(-1)
+            self._kept_features, self._kept_p = None, p.reshape(-1)[rows]
+            return rows.to(features.device)
+
+        return PrunePlan(at_tokens=self.cfg.at_tokens, keep_per_group=g, choose=choose)
+
+    @property
+    def kept_p(self) -> torch.Tensor | None:
+        """[B*G] predicted success of the rows the last plan kept."""
+        return self._kept_p
 
     def observe(self, correct: torch.Tensor) -> dict[str, float]:
         """One BCE step of the head on the survivors' verdicts [B*G] (bool); returns metrics."""
