@@ -3,7 +3,8 @@
 Each step draws `batch_size` training problems from the task with a seed derived from
 (run seed, step), so the data stream is a pure function of the step and resume is exact.
 Loss is next-token cross-entropy on the completion (reference answer + EOS) only; the prompt is
-context. Held-out greedy accuracy is measured before training, every `eval.every` steps, and at
+context. `train.pear` reweights it toward the policy's own distribution (paper pear,
+`rlx.objectives.pear`). Held-out greedy accuracy is measured before training, every `eval.every` steps, and at
 the end; the final model is written to OUT/model in Hugging Face format.
 """
 
@@ -15,10 +16,11 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from rlx.config import Section
+from rlx.config import ConfigError, Section
 from rlx.evaluation.config import EvalConfig
 from rlx.evaluation.evaluate import evaluate
 from rlx.models import ModelConfig, load_policy, save_model
+from rlx.objectives.pear import pear_loss
 from rlx.rollout import make_engine
 from rlx.runtime import pick_device, seed_everything, set_threads
 from rlx.rundir import RunDir
@@ -30,12 +32,28 @@ from rlx.train.progress import fmt_metrics, progress_bar
 __all__ = ["Config", "SFTTrainConfig", "run", "sft_batch"]
 
 
+class PearConfig(Section):
+    """Paper pear: importance-reweighted SFT loss (off unless `level` is set)."""
+
+    level: Literal["off", "sequence", "token", "block"] = Field("off", description="weight level; off = plain SFT")
+    gamma: float = Field(1.0, ge=0, le=1, description="discount of the suffix log-ratios (token and block levels)")
+    block: int = Field(4, ge=1, description="completion tokens per block (block level)")
+    clip: float = Field(2.0, gt=0, description="clip log-weights to [-clip, clip] before normalising")
+    behavior: str | None = Field(None, description="model dir of the policy that generated the SFT data; None: the "
+                                 "task's reference completions, a deterministic generator (log pi_beta = 0)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.level != "off"
+
+
 class SFTTrainConfig(Section):
     steps: int = Field(1000, ge=1, description="optimizer steps")
     batch_size: int = Field(64, ge=1, description="problems per step")
     optim: OptimConfig = Field(default_factory=OptimConfig, description="optimizer and schedule")
     log_every: int = Field(10, ge=1, description="write metrics every this many steps")
     checkpoint_every: int = Field(200, ge=0, description="checkpoint every this many steps (0: only at the end)")
+    pear: PearConfig = Field(default_factory=PearConfig, description="paper pear: reweight the SFT loss (off)")
 
 
 class Config(Section):
@@ -67,11 +85,25 @@ def sft_batch(tokenizer, prompts: list[str], completions: list[str], device) -> 
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
-def _token_loss(model, batch) -> torch.Tensor:
+def _token_loss(model, batch, pear: PearConfig | None = None, behavior=None) -> tuple[torch.Tensor, dict]:
+    """Mean next-token NLL over completion tokens, or its PEAR-weighted form; returns (loss, metrics)."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     targets = batch["labels"][:, 1:]
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
-                                             ignore_index=-100)
+    if pear is None or not pear.enabled:
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                                                 ignore_index=-100), {}
+    mask = targets != -100  # [N, T-1]
+    safe = targets.clamp(min=0)
+    nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), safe, reduction="none")  # [N, T-1]
+    beh = torch.zeros_like(nll)
+    if behavior is not None:
+        with torch.no_grad():
+            b_logits = behavior(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+            beh = b_logits.float().log_softmax(-1).gather(2, safe.unsqueeze(2)).squeeze(2)
+    loss, g = pear_loss(nll, beh, mask, pear.level, pear.gamma, pear.block, pear.clip)
+    w = g[mask]
+    return loss, {"pear/weight_max": w.max().item(), "pear/weight_min": w.min().item(),
+                  "pear/ess_frac": (w.sum() ** 2 / (w.pow(2).sum() * w.numel())).item()}
 
 
 def run(cfg: Config, run: RunDir) -> dict:
@@ -84,6 +116,13 @@ def run(cfg: Config, run: RunDir) -> dict:
     opt, sched = make_optimizer(model.parameters(), cfg.train.optim, cfg.train.steps)
     engine = make_engine("hf", model, tokenizer)
     heldout = task.heldout(cfg.eval.n)
+    behavior = None
+    if cfg.train.pear.enabled and cfg.train.pear.behavior is not None:  # paper pear: the data's generator
+        behavior, _ = load_policy(ModelConfig(path=cfg.train.pear.behavior, threads=cfg.model.threads))
+        behavior.to(device).eval().requires_grad_(False)
+        if behavior.config.vocab_size != model.config.vocab_size:
+            raise ConfigError(f"config error: train.pear.behavior: vocabulary {behavior.config.vocab_size} differs from "
+                              f"the policy's {model.config.vocab_size} (the two must share a tokenizer)")
 
     start, summary = 0, {}
     ckpt = run.latest_checkpoint() if run.resume else None
@@ -113,14 +152,14 @@ def run(cfg: Config, run: RunDir) -> dict:
             problems = task.train_problems(cfg.train.batch_size, seed=cfg.seed * 1_000_003 + step)
             batch = sft_batch(tokenizer, [task.prompt(p, tokenizer) for p in problems],
                               [task.reference_completion(p) for p in problems], device)
-            loss = _token_loss(model, batch)
+            loss, extra = _token_loss(model, batch, cfg.train.pear, behavior)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.optim.grad_clip or float("inf"))
             opt.step()
             sched.step()
             metrics = {"train/loss": loss.item(), "train/grad_norm": gnorm.item(),
-                       "train/lr": sched.get_last_lr()[0], "time/step": time.perf_counter() - t0}
+                       "train/lr": sched.get_last_lr()[0], "time/step": time.perf_counter() - t0, **extra}
             if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.train.steps:
                 model.eval()
                 metrics.update(evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics)
