@@ -56,9 +56,10 @@ def test_stop_string_across_the_prune_point(fast):
     assert gen.texts[row] == "".join(ch[row][:3])
 
 
-def test_features_are_the_hidden_state_at_each_rows_last_token():
+@pytest.mark.parametrize("fast", [True, False])
+def test_features_are_the_hidden_state_at_each_rows_last_token(fast):
     model, tok = tiny_model(eos_bias=3.0, seed=1)
-    eng = HFEngine(model, tok, fast=True)
+    eng = HFEngine(model, tok, fast=fast)
     log = []
     gen = eng.generate(PROMPTS, SamplingParams(n=4, max_new_tokens=10), seed=7, prune=_plan(4, KEEP, log))
     full = eng.generate(PROMPTS, SamplingParams(n=4, max_new_tokens=10), seed=7)
@@ -90,3 +91,24 @@ def test_bad_plans():
     with pytest.raises(ConfigError, match="0 < keep < n"):
         HFEngine(model, tok).generate(PROMPTS, SamplingParams(n=2, max_new_tokens=4), seed=0,
                                       prune=PrunePlan(at_tokens=1, keep_per_group=2, choose=lambda f, t: f))
+
+
+@pytest.mark.parametrize("rows", [[0, 1, 2, 4, 8, 9, 12, 13],   # right count, but 3 rows of prompt 0
+                                  [1, 0, 4, 6, 9, 10, 12, 15],   # not ascending
+                                  [1, 3, 4, 6, 9, 10, 12]])      # one row short
+def test_a_plan_returning_rows_of_the_wrong_prompts_is_refused(rows):
+    model, tok = tiny_model(eos_bias=1.0, seed=1)
+    with pytest.raises(ConfigError, match="prune.choose returned rows"):
+        HFEngine(model, tok).generate(PROMPTS, SamplingParams(n=4, max_new_tokens=6), seed=0,
+                                      prune=_plan(2, rows, []) if len(rows) == 8 else
+                                      PrunePlan(at_tokens=2, keep_per_group=2, choose=lambda f, t: torch.tensor(rows)))
+
+
+def test_rast_engine_cannot_prune():
+    from rlx.rollout.rast import RastEngine
+
+    model, tok = tiny_model(seed=1)
+    small, _ = tiny_model(seed=2)
+    eng = RastEngine(model, tok, small_rl=small, small_base=small, alpha=1.0)
+    with pytest.raises(ConfigError, match="RastEngine cannot prune"):
+        eng.generate(PROMPTS, SamplingParams(n=4, max_new_tokens=6), seed=0, prune=_plan(2, KEEP, []))

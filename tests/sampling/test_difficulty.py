@@ -34,6 +34,8 @@ def test_config_validation_names_the_field():
     with pytest.raises(ConfigError, match="difficulty.samples"):
         build_config(Config, {**base, "difficulty": {"candidates": 10, "samples": 0}})
     assert not build_config(Config, base).difficulty.enabled
+    with pytest.raises(ConfigError, match="top_variance needs candidates > 0"):
+        build_config(Config, {**base, "difficulty": {"top_variance": 1}})
 
 
 class ScriptedEngine:
@@ -79,6 +81,9 @@ def test_top_variance_hand_values():
     assert top_variance(rates, everyone, 3).tolist() == [0, 1, 4]  # tie .1875: the earlier candidate
     assert top_variance(rates, torch.tensor([1, 2, 3]), 1).tolist() == [1]  # only within the band
     assert top_variance(rates, everyone, 9).tolist() == [0, 1, 2, 3, 4]
+    # p and 1 - p tie exactly although 0.6 * 0.4 and 0.4 * 0.6 differ in float32: the earlier one wins
+    assert top_variance(torch.tensor([0.6, 0.4]), torch.arange(2), 1).tolist() == [0]
+    assert top_variance(torch.tensor([0.4, 0.6]), torch.arange(2), 1).tolist() == [0]
 
 
 def test_curate_one_shot_keeps_the_most_uncertain_problem():

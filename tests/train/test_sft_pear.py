@@ -1,5 +1,6 @@
 """PEAR-weighted SFT (paper pear) wired into the SFT trainer."""
 
+import pytest
 import torch
 
 from rlx.cli import main
@@ -38,6 +39,15 @@ def test_weights_follow_the_policy_over_the_behavior():
     w = seq[:, None].expand_as(nll)[mask]
     want = (w / w.mean() * nll[mask]).mean()
     assert abs(loss.item() - want.item()) < 1e-5 and m["pear/weight_max"] > 1.0 > m["pear/weight_min"]
+
+
+def test_behavior_without_a_level_is_a_config_error():
+    from rlx.config import ConfigError, build_config
+    from rlx.train.sft import Config
+
+    base = {"kind": "sft", "model": {"path": "x"}, "task": {"name": "arithmetic"}}
+    with pytest.raises(ConfigError, match="behavior is set but level is off"):
+        build_config(Config, {**base, "train": {"pear": {"behavior": "some/model"}}})
 
 
 def test_sft_recipe_with_pear_runs_and_logs_weights(tmp_path):

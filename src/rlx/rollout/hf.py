@@ -241,7 +241,7 @@ class HFEngine:
             if prune is not None:  # paper arrol: track features, prune once, re-batch everything
                 feat = fwd.hidden if feat is None else torch.where(live[:, t:t + 1], fwd.hidden, feat)
                 if t + 1 == prune.at_tokens or last:
-                    keep = prune.choose(feat, tokens[:, :t + 1])  # [B*G] rows, ascending
+                    keep = _checked_rows(prune.choose(feat, tokens[:, :t + 1]), b, n, prune.keep_per_group)
                     fwd.select(keep)
                     tokens, logprobs, live, done, stopped = (x[keep] for x in (tokens, logprobs, live, done, stopped))
                     key_mask, next_pos, pad, logits = key_mask[keep], next_pos[keep], pad[keep], logits[keep]
@@ -282,6 +282,17 @@ class HFEngine:
             texts.append(text)
             reasons.append("stop" if ended else "length")
         return tuple(texts), tuple(reasons)
+
+
+def _checked_rows(keep: torch.Tensor, b: int, n: int, g: int) -> torch.Tensor:
+    """A prune plan's kept rows must be g per prompt, in prompt order (rows of prompt i lie in [i*n, (i+1)*n))."""
+    keep = keep.reshape(-1)
+    ok = keep.numel() == b * g and bool((keep[1:] > keep[:-1]).all()) and \
+        torch.equal((keep // n).cpu(), torch.arange(b).repeat_interleave(g))
+    if not ok:
+        raise ConfigError(f"config error: prune.choose returned rows {keep.tolist()[:12]}...; it must return {g} "
+                          f"ascending rows of each prompt's {n} (row r belongs to prompt r // {n})")
+    return keep
 
 
 def decoder_for(model, rows: int, max_len: int, fast: bool, cache_kw: str):

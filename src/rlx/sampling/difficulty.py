@@ -30,6 +30,7 @@ hard-focus state (which problems are retired, the counts since the last check) i
 
 from __future__ import annotations
 
+import logging
 import random
 
 import torch
@@ -38,6 +39,8 @@ from pydantic import Field, model_validator
 from rlx.config import ConfigError, Section
 from rlx.rollout.base import SamplingParams
 from rlx.types import Problem
+
+log = logging.getLogger("rlx.difficulty")
 
 __all__ = ["DifficultyConfig", "DifficultyPool", "pass_rates", "select_band", "top_variance", "curate"]
 
@@ -61,6 +64,8 @@ class DifficultyConfig(Section):
     def _band(self) -> "DifficultyConfig":
         if self.min_pass > self.max_pass:
             raise ValueError(f"min_pass ({self.min_pass}) must be <= max_pass ({self.max_pass})")
+        if self.top_variance is not None and self.candidates == 0:
+            raise ValueError("top_variance needs candidates > 0 (the problems it ranks are the scored candidates)")
         return self
 
     @property
@@ -86,7 +91,7 @@ def top_variance(rates: torch.Tensor, keep: torch.Tensor, k: int) -> torch.Tenso
 
     rates [0.5, 0.25, 1.0, 0.75, 0.5], keep all, k 2 -> variances .25 .1875 0 .1875 .25 -> [0, 4].
     """
-    var = rates[keep] * (1 - rates[keep])
+    var = (rates[keep] * (1 - rates[keep]) * 1e6).round()  # exact ties for p and 1 - p despite float rounding
     order = var.argsort(descending=True, stable=True)[:k]
     return keep[order].sort().values
 
@@ -179,6 +184,9 @@ def curate(task, engine, tokenizer, cfg: DifficultyConfig, params: SamplingParam
     keep = select_band(rates, cfg.min_pass, cfg.max_pass)
     if cfg.top_variance is not None:  # paper oneshot
         keep = top_variance(rates, keep, cfg.top_variance)
+        if keep.numel() and bool((rates[keep] * (1 - rates[keep]) == 0).all()):
+            log.warning("difficulty.top_variance: every kept problem has pass rate 0 or 1, so every group will tie; "
+                        "score more candidates or samples")
     if keep.numel() == 0:
         hist = torch.bincount((rates * cfg.samples).round().long(), minlength=cfg.samples + 1).tolist()
         raise ConfigError(f"config error: difficulty: no candidate problem has a pass rate in [{cfg.min_pass}, "

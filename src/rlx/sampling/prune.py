@@ -19,8 +19,9 @@ from, so the survivors are steered towards a predicted success rate of `target`.
   the head ranks a prompt's candidates poorly, it keeps one cluster of identical rollouts and the group
   ties more often than a random choice would (measured: experiments/arrol/results.md).
 
-The head is logistic regression, trained online: after each step's survivors are verified, one
-Adam step on the binary cross-entropy between p_i and their correctness. During the first
+The head is logistic regression, trained online: after each generation round's survivors are
+verified, one Adam step on the binary cross-entropy between p_i and their correctness (one round per RL
+step unless dynamic sampling refills). During the first
 `warmup_steps` steps the survivors are a uniform random G of M (plain GRPO with G samples, while the
 head learns). Pruned rollouts never finish, so the head only ever sees survivors' outcomes.
 
@@ -160,7 +161,7 @@ class Pruner:
                 p = torch.sigmoid(self.head(feats)).squeeze(-1)  # [B*M]
             b = feats.shape[0] // m
             if warm:
-                gen = torch.Generator().manual_seed(seed)
+                gen = torch.Generator().manual_seed((seed * 1_000_003 + 0x5EED) % 2**63)  # not the sampler's stream
                 idx = torch.rand(b, m, generator=gen).argsort(1)[:, :g].sort(1).values
             elif self.cfg.rule == "extremes":
                 idx = balanced_keep(p.view(b, m), g, self.cfg.target)

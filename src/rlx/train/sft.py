@@ -14,7 +14,7 @@ import time
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlx.config import ConfigError, Section
 from rlx.evaluation.config import EvalConfig
@@ -41,6 +41,12 @@ class PearConfig(Section):
     clip: float = Field(2.0, gt=0, description="clip log-weights to [-clip, clip] before normalising")
     behavior: str | None = Field(None, description="model dir of the policy that generated the SFT data; None: the "
                                  "task's reference completions, a deterministic generator (log pi_beta = 0)")
+
+    @model_validator(mode="after")
+    def _behavior_needs_a_level(self) -> "PearConfig":
+        if self.behavior is not None and self.level == "off":
+            raise ValueError("behavior is set but level is off: set level (sequence, token or block) or drop behavior")
+        return self
 
     @property
     def enabled(self) -> bool:
