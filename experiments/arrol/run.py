@@ -75,8 +75,9 @@ def write_table(summaries: dict, out: Path, path: Path) -> None:
                      f"{avg['time/rollout']:.4f} | {avg['time/step']:.4f} | {brier} |")
     path.write_text("Produced by `python experiments/arrol/run.py` (greedy accuracy on all 2430 held-out problems, "
                     f"mean [95% bootstrap interval] over {len(base)} seeds, paired by seed; before training: "
-                    f"{np.mean(before):.3f}). Seconds are means over steps and seeds on a shared 2-core machine: compare "
-                    "them within this table only.\n\n" + "\n".join(lines) + "\n")
+                    f"{np.mean(before):.3f}). Seconds are means over steps and seeds on a shared 2-core machine whose load "
+                    "changed between conditions (skipped conditions keep their earlier runs); bench/prune_speed.py "
+                    "times them side by side.\n\n" + "\n".join(lines) + "\n")
     print(path.read_text())
 
 
