@@ -17,6 +17,21 @@ def _rows(path):
     return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in read_metrics(path / "metrics.jsonl")]
 
 
+def _kill_on_call(monkeypatch, cls, name: str, n: int):
+    """Make `cls.name` raise KeyboardInterrupt (a kill mid-run) on its n-th call; returns a restore function."""
+    real = getattr(cls, name)
+    calls = {"n": 0}
+
+    def wrapped(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(cls, name, wrapped)
+    return lambda: monkeypatch.setattr(cls, name, real)
+
+
 SFT = ["model.tiny.hidden_size=32", "model.tiny.num_layers=2", "model.tiny.intermediate_size=64",
        "train.steps=6", "train.checkpoint_every=2", "train.log_every=1", "eval.n=8", "eval.every=0"]
 
@@ -26,18 +41,9 @@ def test_sft_crash_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
 
     import rlx.tasks.arithmetic as arith
 
-    real = arith.ArithmeticTask.train_problems
-    calls = {"n": 0}
-
-    def crash_on_fifth(self, n, seed):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt  # a kill in the middle of step 5
-        return real(self, n, seed)
-
-    monkeypatch.setattr(arith.ArithmeticTask, "train_problems", crash_on_fifth)
+    restore = _kill_on_call(monkeypatch, arith.ArithmeticTask, "train_problems", 5)  # in the middle of step 5
     assert main(["sft", "recipes/arith_sft.yaml", *SFT, "--out", str(tmp_path / "b")]) == 130
-    monkeypatch.setattr(arith.ArithmeticTask, "train_problems", real)
+    restore()
     assert main(["sft", "recipes/arith_sft.yaml", *SFT, "--out", str(tmp_path / "b"), "--resume"]) == 0
     assert _rows(tmp_path / "b") == _rows(tmp_path / "a")
 
@@ -82,18 +88,9 @@ def test_rlvr_difficulty_pool_crash_then_resume_matches(tmp_path, monkeypatch, b
 
     from rlx.sampling.difficulty import DifficultyPool
 
-    real = DifficultyPool.train_problems
-    calls = {"n": 0}
-
-    def crash_on_third(self, n, seed):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt  # killed while collecting step 3
-        return real(self, n, seed)
-
-    monkeypatch.setattr(DifficultyPool, "train_problems", crash_on_third)
+    restore = _kill_on_call(monkeypatch, DifficultyPool, "train_problems", 3)  # while collecting step 3
     assert main(["train", *args, "--out", str(tmp_path / "b")]) == 130
-    monkeypatch.setattr(DifficultyPool, "train_problems", real)
+    restore()
     assert main(["train", *args, "--out", str(tmp_path / "b"), "--resume"]) == 0
     rows = _rows(tmp_path / "a")
     assert rows == _rows(tmp_path / "b") and any("rollout/reward_mean" in r for r in rows)
@@ -111,18 +108,9 @@ def test_rlvr_pruning_head_crash_then_resume_matches(tmp_path, monkeypatch, base
 
     import rlx.tasks.arithmetic as arith
 
-    real = arith.ArithmeticTask.train_problems
-    calls = {"n": 0}
-
-    def crash_on_third(self, n, seed):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt  # killed while collecting step 3
-        return real(self, n, seed)
-
-    monkeypatch.setattr(arith.ArithmeticTask, "train_problems", crash_on_third)
+    restore = _kill_on_call(monkeypatch, arith.ArithmeticTask, "train_problems", 3)  # while collecting step 3
     assert main(["train", *args, "--out", str(tmp_path / "b")]) == 130
-    monkeypatch.setattr(arith.ArithmeticTask, "train_problems", real)
+    restore()
     assert main(["train", *args, "--out", str(tmp_path / "b"), "--resume"]) == 0
     rows = _rows(tmp_path / "a")
     assert rows == _rows(tmp_path / "b")
