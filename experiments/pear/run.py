@@ -1,6 +1,6 @@
 """PEAR-weighted SFT (paper pear) vs plain SFT, each followed by the same GRPO run.
 
-Stage 1, SFT from random init (recipes/arith_sft.yaml for STEPS steps, SEEDS seeds):
+Stage 1, SFT from random init (recipes/arith_sft.yaml, 3000 steps as for assets/arith-base, SEEDS seeds):
 
     sft         plain next-token NLL on the task's reference completions
     pear_token  the same loss, token-level PEAR weights (gamma 0.9, clip 2): the data generator is
@@ -10,7 +10,8 @@ Stage 1, SFT from random init (recipes/arith_sft.yaml for STEPS steps, SEEDS see
 Stage 2, GRPO (recipes/arith_grpo.yaml, 500 steps) from each SFT model with the same seed.
 Both stages are scored by greedy accuracy on all 2430 held-out problems. The paper's claim: the
 PEAR model may look no better after SFT but ends better after the identical RL stage.
-Runs go to runs/pear.
+Runs go to runs/pear3000. results.md is this default; results_sft1500.md came from
+`--steps 1500 --out runs/pear` (SFT stopped at ~0.08 accuracy).
 
     python experiments/pear/run.py
 """
@@ -34,10 +35,10 @@ CONDITIONS = {"sft": [], "pear_token": ["train.pear.level=token", "train.pear.ga
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--rl-steps", type=int, default=500)
     ap.add_argument("--parallel", type=int, default=2)
-    ap.add_argument("--out", default="runs/pear")
+    ap.add_argument("--out", default="runs/pear3000")
     args = ap.parse_args()
     out = ROOT / args.out
     for name, extra in CONDITIONS.items():
