@@ -112,3 +112,28 @@ def test_rast_engine_cannot_prune():
     eng = RastEngine(model, tok, small_rl=small, small_base=small, alpha=1.0)
     with pytest.raises(ConfigError, match="RastEngine cannot prune"):
         eng.generate(PROMPTS, SamplingParams(n=4, max_new_tokens=6), seed=0, prune=_plan(2, KEEP, []))
+
+
+def test_candidates_cache_reaches_only_the_prune_point():
+    """The M candidates' KV cache holds prompt + at_tokens positions; the survivors' grows to the full length."""
+    model, tok = tiny_model(eos_bias=-5.0, seed=1)  # EOS rare: rows keep generating after the prune point
+    eng = HFEngine(model, tok, fast=True)
+    seen = {}
+    real = eng._forward
+
+    def spy(*a, **k):
+        seen["fwd"] = real(*a, **k)
+        return seen["fwd"]
+
+    eng._forward = spy
+
+    def choose(feat, prefixes):
+        seen["before"] = (seen["fwd"].k[0].shape[0], seen["fwd"].k[0].shape[2])
+        return torch.tensor(KEEP)
+
+    gen = eng.generate(PROMPTS, SamplingParams(n=4, max_new_tokens=10), seed=5,
+                       prune=PrunePlan(at_tokens=3, keep_per_group=2, choose=choose))
+    p = gen.prompt_ids.shape[1]
+    assert seen["before"] == (16, p + 3) and tuple(seen["fwd"].k[0].shape[::2]) == (8, p + 10)
+    assert gen.completion_ids.shape[1] == 10  # decoding went on well past the prune point
+    assert (gen.logprobs - teacher_forced_logprobs(model, gen)).abs().max().item() < 1e-5

@@ -118,8 +118,10 @@ def swiglu_mlp(x: torch.Tensor, p: dict, inter: int) -> torch.Tensor:
 class LeanDecoder:
     """Forward passes for one `generate` call: `rows` sequences of at most `max_len` tokens."""
 
-    def __init__(self, model: nn.Module, rows: int, max_len: int):
+    def __init__(self, model: nn.Module, rows: int, max_len: int, cache_len: int | None = None):
+        """KV caches hold `cache_len` positions (default max_len); `select` grows them to max_len."""
         self.model = model
+        self.max_len = max_len
         inner = model.model
         cfg = model.config
         self.eps = cfg.rms_norm_eps
@@ -133,7 +135,7 @@ class LeanDecoder:
         self.inter = inner.layers[0].mlp.gate_proj.out_features
         self.q_size = self.heads * self.head_dim
         self.kv_size = self.kv_heads * self.head_dim
-        shape = (rows, self.kv_heads, max_len, self.head_dim)
+        shape = (rows, self.kv_heads, cache_len or max_len, self.head_dim)
         self.k = [w.new_empty(shape) for _ in self.layers]  # per layer [N, KV, L, D]
         self.v = [w.new_empty(shape) for _ in self.layers]
         self.cos, self.sin = rope_tables(model, max_len)
@@ -141,9 +143,15 @@ class LeanDecoder:
         self.hidden: torch.Tensor | None = None  # [R, H] final normed hidden state of the last forward
 
     def select(self, rows: torch.Tensor) -> None:
-        """Keep only these cache rows (online pruning re-batches the decode)."""
-        self.k = [k[rows] for k in self.k]
-        self.v = [v[rows] for v in self.v]
+        """Keep only these cache rows, with room for max_len positions (online pruning re-batches the decode;
+        the candidates' cache only had to reach the prune point)."""
+        def grown(c: torch.Tensor) -> torch.Tensor:
+            out = c.new_empty((rows.numel(), c.shape[1], self.max_len, c.shape[3]))
+            out[:, :, :c.shape[2]] = c[rows]
+            return out
+
+        self.k = [grown(k) for k in self.k]
+        self.v = [grown(v) for v in self.v]
 
     def forward(self, ids, positions, mask, start: int, k=None, v=None) -> torch.Tensor:
         """Logits of the last input position.  ids/positions [R, S], mask [R, 1, S, start+S] bool.

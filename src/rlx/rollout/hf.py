@@ -192,7 +192,9 @@ class HFEngine:
         b, p = ids.shape
         rows = b * n
         device = ids.device
-        fwd = self._forward(rows, p + t_max)
+        # pruning: the M candidates' KV cache only has to reach the prune point; `select` grows the survivors'
+        fwd = self._forward(rows, p + t_max) if prune is None else \
+            self._forward(rows, p + t_max, cache_len=p + min(prune.at_tokens, t_max))
         if prune is not None:
             if not 0 < prune.keep_per_group < n:
                 raise ConfigError(f"config error: prune: keep {prune.keep_per_group} of n = {n} rows per prompt "
@@ -254,11 +256,11 @@ class HFEngine:
                 break
         return tokens[:, :steps], live[:, :steps], logprobs[:, :steps], stopped
 
-    def _forward(self, rows: int, max_len: int):
+    def _forward(self, rows: int, max_len: int, cache_len: int | None = None):
         """The object that runs the model for one `generate` call: `prefill(ids, mask, n) -> [N, V]` and
         `step(tokens, positions, key_mask, start) -> [N, V]` (next-token logits). Subclasses that
         decode from combined logits (`rlx.rollout.rast.RastEngine`) override this."""
-        return decoder_for(self.model, rows, max_len, self.fast, self._cache_kw)
+        return decoder_for(self.model, rows, max_len, self.fast, self._cache_kw, cache_len)
 
     # -- texts -----------------------------------------------------------------------------------
 
@@ -295,10 +297,11 @@ def _checked_rows(keep: torch.Tensor, b: int, n: int, g: int) -> torch.Tensor:
     return keep
 
 
-def decoder_for(model, rows: int, max_len: int, fast: bool, cache_kw: str):
-    """`LeanDecoder` where it is exact (and `fast`), else the model's own forward with a KV cache."""
+def decoder_for(model, rows: int, max_len: int, fast: bool, cache_kw: str, cache_len: int | None = None):
+    """`LeanDecoder` where it is exact (and `fast`), else the model's own forward with a KV cache (which
+    grows as needed, so `cache_len`, the positions to preallocate, matters only for LeanDecoder)."""
     if fast and fast_path_blocker(model) is None:
-        return LeanDecoder(model, rows, max_len)
+        return LeanDecoder(model, rows, max_len, cache_len)
     return _HFForward(model, cache_kw)
 
 

@@ -86,7 +86,7 @@ class RastEngine(HFEngine):
         self.small_base = small_base.to(device).eval().requires_grad_(False)
         self.alpha = float(alpha)
 
-    def _forward(self, rows: int, max_len: int) -> _RastForward:
+    def _forward(self, rows: int, max_len: int, cache_len: int | None = None) -> _RastForward:
         def one(m):
             return decoder_for(m, rows, max_len, self.fast, _cache_argument(m))
 
