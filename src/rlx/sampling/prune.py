@@ -125,6 +125,11 @@ def prefix_clusters(prefixes: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.unique(g, dim=0, return_inverse=True)[1] for g in prefixes])
 
 
+def _group_rows(idx: torch.Tensor, m: int) -> torch.Tensor:
+    """Per-group candidate indices [B, G] -> rows of the generation [B*G] (group b's rows start at b*m)."""
+    return (idx + torch.arange(idx.shape[0])[:, None] * m).reshape(-1)
+
+
 @dataclass
 class PrunePlan:
     """What `HFEngine.generate(..., prune=plan)` needs: when to prune and which rows to keep.
@@ -156,9 +161,7 @@ class Pruner:
         warm = step <= self.cfg.warmup_steps
 
         def choose(features: torch.Tensor, prefixes: torch.Tensor) -> torch.Tensor:
-            feats = features.detach().float().cpu()
-            with torch.no_grad():
-                p = torch.sigmoid(self.head(feats)).squeeze(-1)  # [B*M]
+            feats, p = self._score(features)
             b = feats.shape[0] // m
             if warm:
                 gen = torch.Generator().manual_seed((seed * 1_000_003 + 0x5EED) % 2**63)  # not the sampler's stream
@@ -167,7 +170,7 @@ class Pruner:
                 idx = balanced_keep(p.view(b, m), g, self.cfg.target)
             else:
                 idx = diverse_keep(p.view(b, m), prefix_clusters(prefixes.cpu().view(b, m, -1)), g, self.cfg.target)
-            rows = (idx + torch.arange(b)[:, None] * m).reshape(-1)  # [B*G]
+            rows = _group_rows(idx, m)
             self._kept_features, self._kept_p = feats[rows], p[rows]
             return rows.to(features.device)
 
@@ -179,14 +182,19 @@ class Pruner:
         m, g = self.cfg.candidates, self.group_size
 
         def choose(features: torch.Tensor, prefixes: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                p = torch.sigmoid(self.head(features.detach().float().cpu())).squeeze(-1).view(-1, m)  # [B, M]
-            idx = p.argsort(dim=1, descending=True, stable=True)[:, :g].sort(dim=1).values
-            rows = (idx + torch.arange(p.shape[0])[:, None] * m).reshape(-1)
-            self._kept_features, self._kept_p = None, p.reshape(-1)[rows]
+            _, p = self._score(features)
+            idx = p.view(-1, m).argsort(dim=1, descending=True, stable=True)[:, :g].sort(dim=1).values
+            rows = _group_rows(idx, m)
+            self._kept_features, self._kept_p = None, p[rows]
             return rows.to(features.device)
 
         return PrunePlan(at_tokens=self.cfg.at_tokens, keep_per_group=g, choose=choose)
+
+    @torch.no_grad()
+    def _score(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features as float32 on the CPU [B*M, H], the head's success probabilities [B*M])."""
+        feats = features.detach().float().cpu()
+        return feats, torch.sigmoid(self.head(feats)).squeeze(-1)
 
     @property
     def kept_p(self) -> torch.Tensor | None:
