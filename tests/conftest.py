@@ -28,3 +28,24 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def base_model_dir() -> Path:
     assert (BASE / "model.safetensors").is_file(), "the shipped base checkpoint assets/arith-base is missing"
     return BASE
+
+
+@pytest.fixture
+def kill_on_call(monkeypatch):
+    """kill_on_call(cls, name, n): make `cls.name` raise KeyboardInterrupt (a kill mid-run) on its n-th
+    call; returns a function that restores the real method (for the resumed run)."""
+
+    def arm(cls, name: str, n: int):
+        real = getattr(cls, name)
+        calls = {"n": 0}
+
+        def wrapped(self, *a, **k):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise KeyboardInterrupt
+            return real(self, *a, **k)
+
+        monkeypatch.setattr(cls, name, wrapped)
+        return lambda: monkeypatch.setattr(cls, name, real)
+
+    return arm

@@ -29,6 +29,7 @@ TRAINERS: dict[str, str] = {
     "riql": "rlx.control.riql",
     "bc": "rlx.control.bc",
     "sqirl": "rlx.control.sqirl",
+    "qarl": "rlx.robust.qarl",
 }
 
 # subcommand -> (module, one-line help); each module has add_arguments(parser) and main(args)

@@ -17,31 +17,16 @@ def _rows(path):
     return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in read_metrics(path / "metrics.jsonl")]
 
 
-def _kill_on_call(monkeypatch, cls, name: str, n: int):
-    """Make `cls.name` raise KeyboardInterrupt (a kill mid-run) on its n-th call; returns a restore function."""
-    real = getattr(cls, name)
-    calls = {"n": 0}
-
-    def wrapped(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == n:
-            raise KeyboardInterrupt
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(cls, name, wrapped)
-    return lambda: monkeypatch.setattr(cls, name, real)
-
-
 SFT = ["model.tiny.hidden_size=32", "model.tiny.num_layers=2", "model.tiny.intermediate_size=64",
        "train.steps=6", "train.checkpoint_every=2", "train.log_every=1", "eval.n=8", "eval.every=0"]
 
 
-def test_sft_crash_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
+def test_sft_crash_then_resume_matches_uninterrupted(tmp_path, kill_on_call):
     assert main(["sft", "recipes/arith_sft.yaml", *SFT, "--out", str(tmp_path / "a")]) == 0
 
     import rlx.tasks.arithmetic as arith
 
-    restore = _kill_on_call(monkeypatch, arith.ArithmeticTask, "train_problems", 5)  # in the middle of step 5
+    restore = kill_on_call(arith.ArithmeticTask, "train_problems", 5)  # in the middle of step 5
     assert main(["sft", "recipes/arith_sft.yaml", *SFT, "--out", str(tmp_path / "b")]) == 130
     restore()
     assert main(["sft", "recipes/arith_sft.yaml", *SFT, "--out", str(tmp_path / "b"), "--resume"]) == 0
@@ -77,7 +62,7 @@ def test_rlvr_sigkill_mid_run_then_resume_matches(tmp_path, base_model_dir):
     assert _rows(out_b) == _rows(tmp_path / "a")
 
 
-def test_rlvr_difficulty_pool_crash_then_resume_matches(tmp_path, monkeypatch, base_model_dir):
+def test_rlvr_difficulty_pool_crash_then_resume_matches(tmp_path, kill_on_call, base_model_dir):
     """The curated pool is rebuilt from the initial weights on resume and its hard-focus state (paper drive:
     counts since the last check, retired problems) comes from the checkpoint, so the resumed run draws the same prompts."""
     args = ["recipes/arith_difficulty.yaml", f"model.path={base_model_dir}", "train.steps=4", "train.checkpoint_every=2",
@@ -88,7 +73,7 @@ def test_rlvr_difficulty_pool_crash_then_resume_matches(tmp_path, monkeypatch, b
 
     from rlx.sampling.difficulty import DifficultyPool
 
-    restore = _kill_on_call(monkeypatch, DifficultyPool, "train_problems", 3)  # while collecting step 3
+    restore = kill_on_call(DifficultyPool, "train_problems", 3)  # while collecting step 3
     assert main(["train", *args, "--out", str(tmp_path / "b")]) == 130
     restore()
     assert main(["train", *args, "--out", str(tmp_path / "b"), "--resume"]) == 0
@@ -98,7 +83,7 @@ def test_rlvr_difficulty_pool_crash_then_resume_matches(tmp_path, monkeypatch, b
     assert len(active) == 4 and active[-1] < active[0]  # problems were retired along the way
 
 
-def test_rlvr_pruning_head_crash_then_resume_matches(tmp_path, monkeypatch, base_model_dir):
+def test_rlvr_pruning_head_crash_then_resume_matches(tmp_path, kill_on_call, base_model_dir):
     """Paper arrol: the quality head and its optimizer state come back from the checkpoint, so the resumed
     run prunes the same rollouts as the uninterrupted one."""
     args = ["recipes/arith_arrol.yaml", f"model.path={base_model_dir}", "train.steps=4", "train.checkpoint_every=2",
@@ -108,7 +93,7 @@ def test_rlvr_pruning_head_crash_then_resume_matches(tmp_path, monkeypatch, base
 
     import rlx.tasks.arithmetic as arith
 
-    restore = _kill_on_call(monkeypatch, arith.ArithmeticTask, "train_problems", 3)  # while collecting step 3
+    restore = kill_on_call(arith.ArithmeticTask, "train_problems", 3)  # while collecting step 3
     assert main(["train", *args, "--out", str(tmp_path / "b")]) == 130
     restore()
     assert main(["train", *args, "--out", str(tmp_path / "b"), "--resume"]) == 0

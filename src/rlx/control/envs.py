@@ -86,7 +86,16 @@ class TorchCartPole:
     theta_threshold = 12 * 2 * math.pi / 360
     x_threshold = 2.4
 
-    def __init__(self, num_envs: int, seed: int = 0, max_episode_steps: int = 500):
+    def __init__(self, num_envs: int, seed: int = 0, max_episode_steps: int = 500, *, masspole: float = 0.1,
+                 length: float = 0.5, masscart: float = 1.0):
+        """`masspole`, `length` (half the pole's length) and `masscart` change the physics (robustness
+        tests, paper qarl); the defaults are gymnasium's."""
+        if min(masspole, length, masscart) <= 0:
+            raise ValueError(f"CartPole physics must be positive, got masspole={masspole}, length={length}, "
+                             f"masscart={masscart}")
+        self.masspole, self.length, self.masscart = masspole, length, masscart
+        self.total_mass = masspole + masscart
+        self.polemass_length = masspole * length
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
         self.spec = EnvSpec(4, 2, 1, 0.0, 1.0, max_episode_steps)
@@ -104,10 +113,13 @@ class TorchCartPole:
         self.elapsed.zero_()
         return self.state.float()
 
-    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """One Euler step of gymnasium's CartPole for states [N, 4] and actions [N] in {0, 1}."""
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor, push: torch.Tensor | None = None) -> torch.Tensor:
+        """One Euler step of gymnasium's CartPole for states [N, 4] and actions [N] in {0, 1}; `push` [N]
+        is an extra horizontal force on the cart in newtons (an adversary or a disturbance)."""
         x, x_dot, theta, theta_dot = state.unbind(1)
         force = (actions.to(torch.float64) * 2.0 - 1.0) * self.force_mag
+        if push is not None:
+            force = force + push.to(torch.float64)
         costheta, sintheta = torch.cos(theta), torch.sin(theta)
         temp = (force + self.polemass_length * theta_dot.square() * sintheta) / self.total_mass
         thetaacc = (self.gravity * sintheta - costheta * temp) / (
@@ -119,8 +131,8 @@ class TorchCartPole:
             dim=1,
         )
 
-    def step(self, actions: torch.Tensor) -> StepOut:
-        nxt = self.dynamics(self.state, actions)
+    def step(self, actions: torch.Tensor, push: torch.Tensor | None = None) -> StepOut:
+        nxt = self.dynamics(self.state, actions, push)
         x, theta = nxt[:, 0], nxt[:, 2]
         terminated = (x.abs() > self.x_threshold) | (theta.abs() > self.theta_threshold)
         self.elapsed += 1

@@ -28,7 +28,7 @@ from rlx.control.online import EvalClock, collect_rollout, linear_epsilon, rollo
 from rlx.rundir import RunDir
 from rlx.runtime import rng_state, seed_everything, set_rng_state, set_threads
 
-__all__ = ["Config", "run", "build_q_network"]
+__all__ = ["Config", "run", "build_q_network", "regress"]
 
 
 class Config(Section):
@@ -58,6 +58,26 @@ class Config(Section):
 def build_q_network(obs_dim: int, num_actions: int, net: QNetConfig) -> QNetwork:
     head = make_value_head(net.value_loss, net.v_min, net.v_max, net.num_bins, net.sigma_ratio)
     return QNetwork(obs_dim, num_actions, net.hidden, net.layer_norm, head)
+
+
+def regress(q_net: QNetwork, opt: torch.optim.Optimizer, obs: torch.Tensor, actions: torch.Tensor,
+            targets: torch.Tensor, epochs: int, minibatches: int, max_grad_norm: float
+            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PQN's update: `epochs` shuffled passes of `minibatches` regressions of Q(obs [M, D], actions [M])
+    onto the fixed `targets` [M]. Returns the last minibatch's loss and metrics."""
+    m = obs.shape[0]
+    batch = m // minibatches
+    for _ in range(epochs):
+        perm = torch.randperm(m)
+        for k in range(minibatches):
+            idx = perm[k * batch:(k + 1) * batch]
+            out_sa = q_net(obs[idx])[torch.arange(idx.numel()), actions[idx]]
+            loss, metrics = q_net.head.loss(out_sa, targets[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(q_net.parameters(), max_grad_norm)
+            opt.step()
+    return loss, metrics
 
 
 def run(cfg: Config, run: RunDir | None) -> dict:
@@ -108,17 +128,8 @@ def run(cfg: Config, run: RunDir | None) -> dict:
             with torch.no_grad():
                 ro, obs = collect_rollout(env, obs, behave, T)
                 targets = rollout_targets(ro, lambda o: q_net.q(o).max(1).values, cfg.gamma, cfg.lambda_)
-            flat_obs, flat_act, flat_tgt = ro.obs.view(T * N, -1), ro.actions.view(-1), targets.view(-1)
-            for _ in range(cfg.epochs):
-                perm = torch.randperm(T * N)
-                for k in range(cfg.minibatches):
-                    idx = perm[k * batch:(k + 1) * batch]
-                    out_sa = q_net(flat_obs[idx])[torch.arange(idx.numel()), flat_act[idx]]
-                    loss, metrics = q_net.head.loss(out_sa, flat_tgt[idx])
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
-                    opt.step()
+            loss, metrics = regress(q_net, opt, ro.obs.view(T * N, -1), ro.actions.view(-1), targets.view(-1),
+                                    cfg.epochs, cfg.minibatches, cfg.max_grad_norm)
             done = update + 1
             steps = done * per_update
             bar(steps, f"eval {clock.last_mean:.1f}")
