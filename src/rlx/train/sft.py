@@ -21,6 +21,7 @@ from rlx.evaluation.config import EvalConfig
 from rlx.evaluation.evaluate import evaluate
 from rlx.models import ModelConfig, load_policy, save_model
 from rlx.objectives.pear import pear_loss
+from rlx.robust.cadv import CAdvConfig, adversarial_loss, embedding_scale, off_by_one_behaviours, pair_batch, robust_eval
 from rlx.rollout import make_engine
 from rlx.runtime import pick_device, seed_everything, set_threads
 from rlx.rundir import RunDir
@@ -60,6 +61,8 @@ class SFTTrainConfig(Section):
     log_every: int = Field(10, ge=1, description="write metrics every this many steps")
     checkpoint_every: int = Field(200, ge=0, description="checkpoint every this many steps (0: only at the end)")
     pear: PearConfig = Field(default_factory=PearConfig, description="paper pear: reweight the SFT loss (off)")
+    cadv: CAdvConfig = Field(default_factory=CAdvConfig, description="paper cadv: adversarial training in embedding "
+                             "space against off-by-one answers (off)")
 
 
 class Config(Section):
@@ -130,6 +133,15 @@ def run(cfg: Config, run: RunDir) -> dict:
             raise ConfigError(f"config error: train.pear.behavior: vocabulary {behavior.config.vocab_size} differs from "
                               f"the policy's {model.config.vocab_size} (the two must share a tokenizer)")
 
+    adv = cfg.train.cadv
+    if adv.enabled and adv.mode == "ul" and cfg.train.pear.enabled:
+        raise ConfigError("config error: train.cadv.mode = 'ul' with train.pear: pick one reweighting of the SFT loss")
+    scale = embedding_scale(model) if (adv.enabled or adv.reports) else 0.0  # of the initial model, also on resume
+    ref = None
+    if adv.mode == "ipo":  # C-AdvIPO's reference: the initial policy, frozen
+        ref, _ = load_policy(cfg.model, seed=cfg.seed)
+        ref.to(device).eval().requires_grad_(False)
+
     start, summary = 0, {}
     ckpt = run.latest_checkpoint() if run.resume else None
     if ckpt is not None:
@@ -159,6 +171,12 @@ def run(cfg: Config, run: RunDir) -> dict:
             batch = sft_batch(tokenizer, [task.prompt(p, tokenizer) for p in problems],
                               [task.reference_completion(p) for p in problems], device)
             loss, extra = _token_loss(model, batch, cfg.train.pear, behavior)
+            if adv.enabled:  # paper cadv: the attacked behaviours' term, plus the clean loss as utility
+                beh = off_by_one_behaviours(task, task.train_problems(adv.behaviours, seed=cfg.seed * 1_000_003 + step
+                                                                      + 500_000_009), tokenizer)
+                adv_loss, adv_metrics = adversarial_loss(model, ref, pair_batch(tokenizer, beh, device), adv, scale)
+                extra = {**extra, **adv_metrics, "train/utility_loss": loss.item()}
+                loss = adv.utility * loss + adv_loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.optim.grad_clip or float("inf"))
@@ -181,6 +199,11 @@ def run(cfg: Config, run: RunDir) -> dict:
     save(cfg.train.steps)
     save_model(model, tokenizer, run.path / "model")
     summary.update(final)
+    if adv.reports:  # paper cadv: attack success on held-out behaviours (lower is more robust)
+        beh = off_by_one_behaviours(task, task.heldout(max(cfg.eval.n, adv.eval_n))[: adv.eval_n], tokenizer)
+        report = robust_eval(model, tokenizer, beh, adv, scale, seed=cfg.seed)
+        run.log(cfg.train.steps, report)
+        summary.update(report)
     summary.update({"train/loss": metrics.get("train/loss", float("nan")), "time/train_seconds":
                     time.perf_counter() - t_start, "train/steps": cfg.train.steps})
     return summary
