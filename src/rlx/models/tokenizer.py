@@ -10,7 +10,7 @@ from __future__ import annotations
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-__all__ = ["char_tokenizer", "SPECIAL_TOKENS"]
+__all__ = ["char_tokenizer", "SPECIAL_TOKENS", "prompt_completion_rows"]
 
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")  # ids 0, 1, 2, 3
 
@@ -27,3 +27,14 @@ def char_tokenizer() -> PreTrainedTokenizerFast:
     )
     tok.padding_side = "left"
     return tok
+
+
+def prompt_completion_rows(tokenizer, prompts: list[str], completions: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+    """Token ids of prompt + completion + EOS per row, and labels: -100 on the prompt, the ids on the rest."""
+    ids, labels = [], []
+    for p, c in zip(prompts, completions):
+        p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+        c_ids = tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids.append(p_ids + c_ids)
+        labels.append([-100] * len(p_ids) + c_ids)
+    return ids, labels

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 
 from rlx.config import Section
+from rlx.models.tokenizer import prompt_completion_rows
 
 __all__ = ["CAdvConfig", "Behaviour", "off_by_one_behaviours", "pair_batch", "target_logprobs", "pgd_attack",
            "attack_success", "unlikelihood_loss", "ipo_loss", "adversarial_loss", "embedding_scale", "gcg_attack",
@@ -124,24 +125,14 @@ class PairBatch:
     away_mask: torch.Tensor  # [N, W-1] bool, harmful targets from the first token where they differ from the safe ones
 
 
-def _rows(tokenizer, prompts, completions):
-    ids, labels = [], []
-    for p, c in zip(prompts, completions):
-        p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
-        c_ids = tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        ids.append(p_ids + c_ids)
-        labels.append([-100] * len(p_ids) + c_ids)
-    return ids, labels
-
-
 def _pad(rows, width, value):
     return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
 
 
 def pair_batch(tokenizer, behaviours: list[Behaviour], device=None) -> PairBatch:
     prompts = [b.prompt for b in behaviours]
-    h_ids, h_lab = _rows(tokenizer, prompts, [b.harmful for b in behaviours])
-    s_ids, s_lab = _rows(tokenizer, prompts, [b.safe for b in behaviours])
+    h_ids, h_lab = prompt_completion_rows(tokenizer, prompts, [b.harmful for b in behaviours])
+    s_ids, s_lab = prompt_completion_rows(tokenizer, prompts, [b.safe for b in behaviours])
     w = max(len(r) for r in h_ids + s_ids)
     pad = tokenizer.pad_token_id
     p_len = torch.tensor([sum(x == -100 for x in r) for r in h_lab])

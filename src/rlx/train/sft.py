@@ -20,6 +20,7 @@ from rlx.config import ConfigError, Section
 from rlx.evaluation.config import EvalConfig
 from rlx.evaluation.evaluate import evaluate
 from rlx.models import ModelConfig, load_policy, save_model
+from rlx.models.tokenizer import prompt_completion_rows
 from rlx.objectives.pear import pear_loss
 from rlx.robust.cadv import CAdvConfig, adversarial_loss, embedding_scale, off_by_one_behaviours, pair_batch, robust_eval
 from rlx.rollout import make_engine
@@ -76,12 +77,7 @@ class Config(Section):
 
 def sft_batch(tokenizer, prompts: list[str], completions: list[str], device) -> dict[str, torch.Tensor]:
     """Right-padded input_ids/attention_mask/labels; labels are -100 except on completion + EOS."""
-    rows, label_rows = [], []
-    for p, c in zip(prompts, completions):
-        p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
-        c_ids = tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        rows.append(p_ids + c_ids)
-        label_rows.append([-100] * len(p_ids) + c_ids)
+    rows, label_rows = prompt_completion_rows(tokenizer, prompts, completions)
     width = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
