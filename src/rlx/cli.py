@@ -30,6 +30,7 @@ TRAINERS: dict[str, str] = {
     "bc": "rlx.control.bc",
     "sqirl": "rlx.control.sqirl",
     "qarl": "rlx.robust.qarl",
+    "act": "rlx.robust.act",
 }
 
 # subcommand -> (module, one-line help); each module has add_arguments(parser) and main(args)

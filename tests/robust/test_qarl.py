@@ -11,7 +11,7 @@ import torch
 from rlx.cli import main
 from rlx.config import ConfigError, build_config
 from rlx.control.envs import TorchCartPole
-from rlx.control.online import Rollout
+from rlx.control.online import Rollout, finished_returns
 from rlx.robust import qarl
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "qarl_cartpole.yaml"
@@ -133,7 +133,7 @@ def test_finished_returns_carry_partial_episodes_across_rollouts():
     done = torch.tensor([[0.0, 1.0], [0.0, 0.0], [1.0, 1.0]])
     ro = Rollout(torch.zeros(3, 2, 4), torch.zeros(3, 2, dtype=torch.long), rewards, done, done, torch.zeros(3, 2, 4))
     running = torch.tensor([10.0, 0.0])
-    got = qarl.finished_returns(ro, running)
+    got = finished_returns(ro, running)
     assert sorted(got.tolist()) == [1.0, 2.0, 13.0]  # env 1: 1 then 2; env 0: 10 carried + 3
     assert running.tolist() == [0.0, 0.0]
 

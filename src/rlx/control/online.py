@@ -19,7 +19,7 @@ from rlx.control.envs import VecEnv
 from rlx.control.losses import q_lambda_targets
 from rlx.rundir import RunDir
 
-__all__ = ["linear_epsilon", "EvalClock", "Rollout", "collect_rollout", "rollout_targets"]
+__all__ = ["linear_epsilon", "EvalClock", "Rollout", "collect_rollout", "rollout_targets", "finished_returns"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,18 @@ def rollout_targets(ro: Rollout, v_fn: Callable[[torch.Tensor], torch.Tensor], g
     T, N = ro.rewards.shape
     v_tp1 = v_fn(ro.final_obs.reshape(T * N, -1)).view(T, N)
     return q_lambda_targets(ro.rewards, gamma * (1 - ro.terminated), v_tp1, 1 - ro.done, lambda_)
+
+
+def finished_returns(ro: Rollout, running: torch.Tensor) -> torch.Tensor:
+    """Returns of the episodes that ended in rollout `ro` ([T, N] rewards / done); `running` [N] carries
+    the unfinished episodes' partial returns across rollouts and is updated in place."""
+    done_returns = []
+    for t in range(ro.rewards.shape[0]):
+        running += ro.rewards[t]
+        ended = ro.done[t].bool()
+        done_returns.append(running[ended].clone())
+        running[ended] = 0.0
+    return torch.cat(done_returns)
 
 
 def linear_epsilon(step: int, total: int, start: float, end: float, fraction: float) -> float:

@@ -52,7 +52,7 @@ from rlx.config import ConfigError, Section
 from rlx.control import pqn
 from rlx.control.common import EnvConfig, QNetConfig, load_torch_state, progress, save_torch_state
 from rlx.control.envs import EnvSpec, StepOut, TorchCartPole
-from rlx.control.online import EvalClock, Rollout, collect_rollout, linear_epsilon, rollout_targets
+from rlx.control.online import EvalClock, collect_rollout, finished_returns, linear_epsilon, rollout_targets
 from rlx.rundir import RunDir
 from rlx.runtime import rng_state, seed_everything, set_rng_state, set_threads
 
@@ -176,18 +176,6 @@ class PushedCartPole:
 
 def _pushes(cfg: AdversaryConfig) -> torch.Tensor:
     return torch.linspace(-cfg.force, cfg.force, cfg.actions) if cfg.mode != "none" else torch.zeros(1)
-
-
-def finished_returns(ro: Rollout, running: torch.Tensor) -> torch.Tensor:
-    """Returns of the episodes that ended in rollout `ro` ([T, N] rewards / done); `running` [N] carries
-    the unfinished episodes' partial returns across rollouts and is updated in place."""
-    done_returns = []
-    for t in range(ro.rewards.shape[0]):
-        running += ro.rewards[t]
-        ended = ro.done[t].bool()
-        done_returns.append(running[ended].clone())
-        running[ended] = 0.0
-    return torch.cat(done_returns)
 
 
 def _explore(greedy: torch.Tensor, eps: float, k: int) -> torch.Tensor:
