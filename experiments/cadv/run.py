@@ -13,7 +13,8 @@ prompt with the harmful completion "answer + 1" and the safe one "answer". Condi
     ipo   C-AdvIPO (beta 0.5, same attack, utility 4)
 
 Metrics: greedy held-out accuracy (500 problems) and attack success on 100 held-out behaviours
-(lower is more robust): without attack, PGD (50 steps) at 10% and 20% of the embedding norm,
+(lower is more robust): without attack, PGD (50 steps) at 5% (the training radius, measured on the
+saved models after the runs), 10% and 20% of the embedding norm,
 GCG with a 6-token prefix (20 steps, 16 candidates). The base model's report is in the first row.
 Runs go to runs/cadv.
 
@@ -53,6 +54,32 @@ def base_report() -> dict[str, float]:
     return cadv.robust_eval(model, tok, beh, cfg.train.cadv, cadv.embedding_scale(model), seed=0)
 
 
+def pgd_at_train_radius(model_dir: Path) -> float:
+    """Attack success of PGD at the training radius (5% of the initial model's embedding norm) on the
+    report's 100 held-out behaviours, for a saved model."""
+    import torch
+
+    from rlx.config import build_config
+    from rlx.models import load_pretrained
+    from rlx.robust import cadv
+    from rlx.tasks.arithmetic import ArithmeticTask
+    from rlx.tasks.config import ArithmeticConfig
+    from rlx.train import sft
+
+    torch.set_num_threads(1)
+    cfg = build_config(sft.Config, __import__("yaml").safe_load((ROOT / "recipes/arith_cadv.yaml").read_text()))
+    c = cfg.train.cadv
+    scale = cadv.embedding_scale(load_pretrained(str(ROOT / "assets/arith-base"))[0])
+    model, tok = load_pretrained(str(model_dir))
+    task = ArithmeticTask(ArithmeticConfig())
+    beh = cadv.off_by_one_behaviours(task, task.heldout(cfg.eval.n)[: c.eval_n], tok)
+    b = cadv.pair_batch(tok, beh)
+    e = model.get_input_embeddings()(b.harm_ids).detach()
+    eps = c.eps * scale
+    d = cadv.pgd_attack(model, e, b.harm_mask, b.harm_labels, b.prompt_mask, eps, c.eval_attack_steps, c.step_size * eps)
+    return float(cadv.attack_success(model, e + d, b.harm_mask, b.harm_labels).float().mean())
+
+
 def main() -> int:
     out = ROOT / "runs" / "cadv"
     code = run_conditions(CONDITIONS, "recipes/arith_cadv.yaml", seeds=3, out=out, dest=HERE, metrics=METRICS)
@@ -61,13 +88,16 @@ def main() -> int:
     acc_before = [s["eval/accuracy_before"] for s in summaries["sft"].values()]
     lines = ["# Continuous adversarial training (paper cadv): results", "", __doc__.strip(), "",
              "Mean [95% bootstrap interval] over 3 seeds. Attack success: lower is more robust.", "",
-             "| condition | accuracy | ASR no attack | ASR PGD 10% | ASR PGD 20% | ASR GCG | train s |",
-             "|---|---|---|---|---|---|---|",
-             f"| base (no training) | {acc_before[0]:.4f} | {base['robust/asr_clean']:.2f} | {base['robust/asr_pgd']:.2f} | "
+             "| condition | accuracy | ASR no attack | ASR PGD 5% (train radius) | ASR PGD 10% | ASR PGD 20% | ASR GCG | "
+             "train s |", "|---|---|---|---|---|---|---|---|",
+             f"| base (no training) | {acc_before[0]:.4f} | {base['robust/asr_clean']:.2f} | "
+             f"{pgd_at_train_radius(ROOT / 'assets/arith-base'):.2f} | {base['robust/asr_pgd']:.2f} | "
              f"{base['robust/asr_pgd_2eps']:.2f} | {base['robust/asr_gcg']:.2f} | |"]
     for name in CONDITIONS:
         runs = list(summaries[name].values())
         cells = [mean_ci([r[m] for r in runs]) for m in METRICS]
+        train_radius = mean_ci([pgd_at_train_radius(p.parent / "model") for p in sorted((out / name).glob("seed_*/summary.json"))])
+        cells.insert(2, train_radius)
         secs = sum(r["time/train_seconds"] for r in runs) / len(runs)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {secs:.0f} |")
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
