@@ -31,6 +31,7 @@ TRAINERS: dict[str, str] = {
     "sqirl": "rlx.control.sqirl",
     "qarl": "rlx.robust.qarl",
     "act": "rlx.robust.act",
+    "parl": "rlx.control.parl",
 }
 
 # subcommand -> (module, one-line help); each module has add_arguments(parser) and main(args)

@@ -109,6 +109,16 @@ class Policy(nn.Module):
         z = (actions - mean) / std
         return (-0.5 * z.square() - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
 
+    def sample(self, obs: torch.Tensor, n: int) -> torch.Tensor:
+        """n actions per state, [n, B] (discrete) or [n, B, A] (continuous, clipped to the bounds)."""
+        out = self.body(obs)
+        if self.spec.discrete:
+            return torch.multinomial(torch.softmax(out, -1), n, replacement=True).T
+        mean = torch.tanh(out) * self.half_range + self.mid
+        std = self.log_std.clamp(-5, 2).exp() * self.half_range
+        a = mean + std * torch.randn(n, *mean.shape)
+        return a.clamp(self.spec.action_low, self.spec.action_high)
+
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         """Deterministic action: the mode."""
         out = self.body(obs)
@@ -153,6 +163,13 @@ class IQLUpdate:
         self.expectile, self.beta, self.gamma, self.polyak = expectile, beta, gamma, polyak
 
     def step(self, obs, actions, rewards, next_obs, terminated) -> dict[str, float]:
+        q_hat, v, metrics = self.critic_step(obs, actions, rewards, next_obs, terminated)
+        metrics.update(self.policy_step(obs, actions, q_hat, v))
+        self.polyak_update()
+        return metrics
+
+    def critic_step(self, obs, actions, rewards, next_obs, terminated):
+        """The V (expectile) and Q (TD) updates; returns (Qhat_target(s, a) [B], V(s) [B] detached, metrics)."""
         with torch.no_grad():
             q_hat = self.reduce(self.target(obs, actions))  # [B]
         v = self.value(obs).squeeze(-1)
@@ -168,21 +185,24 @@ class IQLUpdate:
         self.opt_q.zero_grad(set_to_none=True)
         loss_q.backward()
         self.opt_q.step()
+        return q_hat, v.detach(), {"train/loss_v": float(loss_v.detach()), "train/loss_q": float(loss_q.detach()),
+                                   "train/q_mean": float(q_hat.mean())}
 
+    def policy_step(self, obs, actions, q_hat, v) -> dict[str, float]:
+        """IQL's extraction: advantage-weighted regression onto the dataset actions."""
         with torch.no_grad():
-            adv = q_hat - v.detach()
+            adv = q_hat - v
             w = torch.exp(self.beta * adv).clamp(max=100.0)
         loss_pi = -(w * self.policy.log_prob(obs, actions)).mean()
         self.opt_pi.zero_grad(set_to_none=True)
         loss_pi.backward()
         self.opt_pi.step()
+        return {"train/loss_pi": float(loss_pi.detach()), "train/adv_mean": float(adv.mean())}
 
+    def polyak_update(self) -> None:
         with torch.no_grad():
             for p, tp in zip(self.critic.parameters(), self.target.parameters()):
                 tp.lerp_(p, self.polyak)
-        return {"train/loss_v": float(loss_v.detach()), "train/loss_q": float(loss_q.detach()),
-                "train/loss_pi": float(loss_pi.detach()),
-                "train/adv_mean": float(adv.mean()), "train/q_mean": float(q_hat.mean())}
 
     def state_dict(self) -> dict:
         return {k: getattr(self, k).state_dict() for k in ("critic", "target", "value", "policy", "opt_q", "opt_v", "opt_pi")}
