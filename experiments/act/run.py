@@ -4,14 +4,15 @@ Claim (paper act): an adversary that only appends deterministic messages f(s) to
 observation, meta-learned with ES over whole victim trainings, significantly lowers the victim's
 training performance (and an ally raises it).
 
-Setting: recipes/act_cartpole.yaml. Victims: PQN, 64 envs, 100k env steps each. Messages:
+Setting: recipes/act_cartpole.yaml. Victims: PQN, 64 envs, 150k env steps each. Messages:
 k = 2, tanh(W s + b). ES: 10 generations x 8 victim trainings, sigma 0.5, Adam lr 0.2; fitness =
-(minus, for the adversary) the victim's mean training-episode return. Two ES runs (seeds 0, 1) per
+(minus, for the adversary) the area under the victim's learning curve (mean over updates of the
+mean return of the episodes that ended in the update). Two ES runs (seeds 0, 1) per
 mode. Evaluation: fresh victims with seeds 100-104 (never seen by ES) train with the final messages;
 "random" uses each ES run's initial phi (no ES), "none" shows no messages. Metrics: the victims'
-mean training-episode return (area under the learning curve, what ES optimises) and their final
+training return (that area under the learning curve, what ES optimises) and their final
 greedy return (20 episodes, messages on).
-Run: python experiments/act/run.py   (about 20 minutes on 2 cores; runs go to runs/act)
+Run: python experiments/act/run.py   (about 30 minutes on 2 cores; runs go to runs/act)
 """
 
 import json

@@ -6,8 +6,8 @@ rewards, sees neither the victim's actions nor its parameters, and adds no rando
 f_phi(s) = tanh(W s + b) with k messages, phi = (W, b) (`linear_messages`).
 
 ACT meta-learns phi with evolution strategies over whole victim trainings. The fitness of phi is the
-victim's mean return over its training (every finished training episode of a fresh PQN victim, so the
-area under its learning curve) for an `ally`, and minus that for an `adversary`. One generation
+area under a fresh PQN victim's learning curve (the mean over its updates of the mean return of the
+episodes that ended in each update) for an `ally`, and minus that for an `adversary`. One generation
 (OpenAI-ES with antithetic pairs and centred ranks, `es_gradient`):
 
     eps_i ~ N(0, I), i = 1..P/2;   F_i^+ = F(phi + sigma eps_i),  F_i^- = F(phi - sigma eps_i)
@@ -112,7 +112,9 @@ class Config(pqn.Config):
 def train_victim(cfg: Config, message: Callable[[torch.Tensor], torch.Tensor] | None, k: int, seed: int
                  ) -> dict[str, float]:
     """Train a fresh PQN victim on CartPole with cheap talk `message` (None: no messages, k ignored) for
-    `cfg.total_steps`; returns its mean training-episode return and final greedy return (20 episodes)."""
+    `cfg.total_steps`; returns its training return (the mean over updates of the mean return of the episodes
+    that ended in that update: the area under the learning curve, not weighted toward the many short early
+    episodes) and its final greedy return (20 episodes)."""
     torch.manual_seed(seed)
     k = k if message is not None else 0
     env = CheapTalkEnv(TorchCartPole(cfg.env.num_envs, seed), message or (lambda s: s[:, :0]), k)
@@ -135,8 +137,9 @@ def train_victim(cfg: Config, message: Callable[[torch.Tensor], torch.Tensor] | 
             tgt = rollout_targets(ro, lambda o: q.q(o).max(1).values, cfg.gamma, cfg.lambda_)
         pqn.regress(q, opt, ro.obs.view(t * n, -1), ro.actions.view(-1), tgt.view(-1), cfg.epochs, cfg.minibatches,
                     cfg.max_grad_norm)
-        ended.append(finished_returns(ro, running))
-    train_return = torch.cat(ended)
+        done = finished_returns(ro, running)
+        if done.numel():
+            ended.append(float(done.mean()))
     test = CheapTalkEnv(TorchCartPole(20, seed + 50_000), message or (lambda s: s[:, :0]), k)
     o, total, alive = test.reset(), torch.zeros(20), torch.ones(20, dtype=torch.bool)
     with torch.no_grad():
@@ -145,8 +148,7 @@ def train_victim(cfg: Config, message: Callable[[torch.Tensor], torch.Tensor] | 
             total += out.reward * alive
             alive &= ~(out.terminated | out.truncated)
             o = out.obs
-    return {"train_return": float(train_return.mean()) if train_return.numel() else 0.0,
-            "final_return": float(total.mean())}
+    return {"train_return": float(np.mean(ended)) if ended else 0.0, "final_return": float(total.mean())}
 
 
 def evaluate_messages(cfg: Config, phi: torch.Tensor | None, seeds: list[int]) -> dict[str, list[float]]:
