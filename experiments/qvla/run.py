@@ -92,13 +92,13 @@ def main() -> None:
             qvla = allocate_bits(sens, sizes, CHOICES, budget)
             allocs = {"uniform": {n: [budget] * m.out_features for n, m in linears.items()},
                       "weight MSE": allocate_bits(werr, sizes, CHOICES, budget),
-                      "random": {n: list(rng.permutation(b)) for n, b in qvla.items()},
+                      "random": {n: [int(x) for x in rng.permutation(b)] for n, b in qvla.items()},
                       "QVLA": qvla}
             for name, alloc in allocs.items():
                 net = policy(seed)
                 apply_allocation({n: m for n, m in net.named_modules() if isinstance(m, torch.nn.Linear)}, alloc)
                 agree, ret = evaluate(net, test, ref, seed)
-                pruned = sum(b == 0 for bs in alloc.values() for b in bs)
+                pruned = int(sum(b == 0 for bs in alloc.values() for b in bs))
                 res.setdefault(f"{name} @ {budget} bits", []).append((agree, ret, average_bits(alloc, sizes), pruned))
                 print(f"seed {seed} {name} @ {budget}: agree {agree:.3f} return {ret:.1f} "
                       f"avg bits {average_bits(alloc, sizes):.2f} pruned {pruned}", file=sys.stderr, flush=True)

@@ -14,7 +14,8 @@ average bits per weight (`allocate_bits`):
     min_b  sum_c s_c(b_c)   s.t.   sum_c n_c b_c <= B * sum_c n_c      (n_c = weights in channel c)
 
 solved greedily: start every channel at the smallest width, then repeatedly take the upgrade with the
-largest drop in sensitivity per extra weight-bit that still fits. `weight_error` gives the same
+largest drop in sensitivity per extra weight-bit that still fits, until none fits (the budget is
+spent even where the measured drop is zero: single-channel measurements miss interactions). `weight_error` gives the same
 table from the weights alone (||row - Q_b(row)||^2), the data-fidelity criterion QVLA argues against;
 allocating with it is the ablation.
 
@@ -85,7 +86,7 @@ def allocate_bits(table: dict[str, torch.Tensor], sizes: dict[str, int], choices
     level = {n: [0] * t.shape[0] for n, t in table.items()}  # index into choices
     spent = choices[0] * total
     while True:
-        best, best_gain = None, 0.0
+        best, best_gain = None, -float("inf")
         for n, t in table.items():
             for c, j in enumerate(level[n]):
                 if j + 1 == len(choices):
