@@ -106,11 +106,12 @@ def test_config_off_and_errors():
                                   "train": {"cadv": {"eps": 0}}})
 
 
-@pytest.mark.parametrize("mode", ["ul", "ipo"])
-def test_sft_with_cadv_runs_and_reports(tmp_path, base_model_dir, mode):
+@pytest.mark.parametrize("mode,utility", [("ul", 4.0), ("ipo", 4.0), ("ipo", 0.0)])
+def test_sft_with_cadv_runs_and_reports(tmp_path, base_model_dir, mode, utility):
     out = tmp_path / mode
     args = ["sft", "recipes/arith_cadv.yaml", f"model.path={base_model_dir}", "train.steps=3", "train.log_every=1",
-            "train.batch_size=4", f"train.cadv.mode={mode}", "train.cadv.behaviours=4", "train.cadv.attack_steps=2",
+            "train.batch_size=4", f"train.cadv.mode={mode}", f"train.cadv.utility={utility}", "train.cadv.behaviours=4",
+            "train.cadv.attack_steps=2",
             "train.cadv.eval_n=4", "train.cadv.eval_attack_steps=2", "train.cadv.gcg_steps=1", "eval.n=8",
             "--out", str(out)]
     assert main(args) == 0
@@ -120,3 +121,5 @@ def test_sft_with_cadv_runs_and_reports(tmp_path, base_model_dir, mode):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     key = "cadv/toward" if mode == "ul" else "cadv/ipo"
     assert sum(key in r for r in rows) == 3 and all(math.isfinite(r[key]) for r in rows if key in r)
+    if utility == 0:  # no clean loss was computed: the logged total is the adversarial term alone
+        assert all(r["train/utility_loss"] == 0.0 and r["train/loss"] == pytest.approx(r[key]) for r in rows if key in r)

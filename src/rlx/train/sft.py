@@ -166,7 +166,10 @@ def run(cfg: Config, run: RunDir) -> dict:
             problems = task.train_problems(cfg.train.batch_size, seed=cfg.seed * 1_000_003 + step)
             batch = sft_batch(tokenizer, [task.prompt(p, tokenizer) for p in problems],
                               [task.reference_completion(p) for p in problems], device)
-            loss, extra = _token_loss(model, batch, cfg.train.pear, behavior)
+            if adv.enabled and adv.utility == 0:  # C-AdvIPO without utility data: no clean loss to compute
+                loss, extra = torch.zeros((), device=device), {}
+            else:
+                loss, extra = _token_loss(model, batch, cfg.train.pear, behavior)
             if adv.enabled:  # paper cadv: the attacked behaviours' term, plus the clean loss as utility
                 beh = off_by_one_behaviours(task, task.train_problems(adv.behaviours, seed=cfg.seed * 1_000_003 + step
                                                                       + 500_000_009), tokenizer)
