@@ -76,3 +76,20 @@ def test_trainer_runs_logs_and_saves_messages(tmp_path):
     assert build_config(act.Config, {"kind": "act"}).act.mode == "adversary"
     with pytest.raises(ConfigError):
         build_config(act.Config, {"kind": "act", "act": {"mode": "friend"}})
+
+
+def test_killed_and_resumed_es_matches_the_uninterrupted_run(tmp_path, kill_on_call):
+    args = ["train", str(RECIPE), "total_steps=256", "env.num_envs=8", "num_steps=8", "minibatches=2",
+            "act.generations=3", "act.population=2", "act.eval_seeds=[7]"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    restore = kill_on_call(act, "train_victim", 4)  # second member of generation 2 (generation 1 is checkpointed)
+    assert main([*args, "--out", str(tmp_path / "b")]) == 130
+    restore()
+    assert main([*args, "--out", str(tmp_path / "b"), "--resume"]) == 0
+    a, b = torch.load(tmp_path / "a" / "messages.pt"), torch.load(tmp_path / "b" / "messages.pt")
+    assert torch.equal(a["phi"], b["phi"])
+
+    def rows(out):
+        return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
