@@ -15,7 +15,7 @@ from rlx.config import Section
 from rlx.control.envs import Backend, make_vec_env
 from rlx.control.networks import ValueLoss
 
-__all__ = ["EnvConfig", "QNetConfig", "EvalConfig", "evaluate", "progress", "save_torch_state", "load_torch_state"]
+__all__ = ["EnvConfig", "QNetConfig", "EvalConfig", "evaluate", "episode_returns", "progress", "save_torch_state", "load_torch_state"]
 
 
 class EnvConfig(Section):
@@ -46,16 +46,24 @@ def evaluate(act: Callable[[torch.Tensor], torch.Tensor], env_id: str, episodes:
     """Run `episodes` episodes in parallel (one per env copy) with `act(obs [N, D]) -> actions`;
     return their undiscounted returns [episodes]. Evaluation seeds are offset from training's."""
     env = make_vec_env(env_id, episodes, seed + 10_000, backend)
+    returns = episode_returns(env, act)
+    env.close()
+    return returns
+
+
+def episode_returns(env, act: Callable[[torch.Tensor], torch.Tensor],
+                    push: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+    """Reset `env` and run the first episode of every copy with `act(obs) -> actions` (and, for envs whose
+    `step` takes one, `push(obs)` as a second argument); returns the undiscounted returns [num_envs]."""
     obs = env.reset()
-    returns = np.zeros(episodes)
-    alive = np.ones(episodes, dtype=bool)
+    returns = np.zeros(env.num_envs)
+    alive = np.ones(env.num_envs, dtype=bool)
     with torch.no_grad():
         while alive.any():
-            out = env.step(act(obs))
+            out = env.step(act(obs)) if push is None else env.step(act(obs), push(obs))
             returns += out.reward.numpy() * alive
             alive &= ~(out.terminated | out.truncated).numpy()
             obs = out.obs
-    env.close()
     return returns
 
 

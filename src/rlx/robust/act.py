@@ -38,7 +38,7 @@ from pydantic import Field
 
 from rlx.config import Section
 from rlx.control import pqn
-from rlx.control.common import load_torch_state, progress, save_torch_state
+from rlx.control.common import episode_returns, load_torch_state, progress, save_torch_state
 from rlx.control.envs import StepOut, TorchCartPole, VecEnv
 from rlx.control.online import collect_rollout, finished_returns, linear_epsilon, rollout_targets
 from rlx.rundir import RunDir
@@ -141,13 +141,7 @@ def train_victim(cfg: Config, message: Callable[[torch.Tensor], torch.Tensor] | 
         if done.numel():
             ended.append(float(done.mean()))
     test = CheapTalkEnv(TorchCartPole(20, seed + 50_000), message or (lambda s: s[:, :0]), k)
-    o, total, alive = test.reset(), torch.zeros(20), torch.ones(20, dtype=torch.bool)
-    with torch.no_grad():
-        while bool(alive.any()):
-            out = test.step(q.q(o).argmax(1))
-            total += out.reward * alive
-            alive &= ~(out.terminated | out.truncated)
-            o = out.obs
+    total = episode_returns(test, lambda o: q.q(o).argmax(1))
     return {"train_return": float(np.mean(ended)) if ended else 0.0, "final_return": float(total.mean())}
 
 

@@ -50,7 +50,7 @@ from pydantic import Field, model_validator
 
 from rlx.config import ConfigError, Section
 from rlx.control import pqn
-from rlx.control.common import EnvConfig, QNetConfig, load_torch_state, progress, save_torch_state
+from rlx.control.common import EnvConfig, QNetConfig, episode_returns, load_torch_state, progress, save_torch_state
 from rlx.control.envs import EnvSpec, StepOut, TorchCartPole
 from rlx.control.online import EvalClock, collect_rollout, finished_returns, linear_epsilon, rollout_targets
 from rlx.rundir import RunDir
@@ -189,16 +189,7 @@ def greedy_returns(act: Callable[[torch.Tensor], torch.Tensor], episodes: int, s
     """Undiscounted returns [episodes] of `act(obs [N, 4]) -> [N]` on CartPole with the given pole, one episode
     per copy, with `push(obs) -> [N] newtons` added every step when given."""
     env = TorchCartPole(episodes, seed + 20_000, max_steps, masspole=masspole, length=length)
-    obs = env.reset()
-    returns = torch.zeros(episodes)
-    alive = torch.ones(episodes, dtype=torch.bool)
-    with torch.no_grad():
-        while bool(alive.any()):
-            out = env.step(act(obs), None if push is None else push(obs))
-            returns += out.reward * alive
-            alive &= ~(out.terminated | out.truncated)
-            obs = out.obs
-    return returns.numpy()
+    return episode_returns(env, act, push)
 
 
 def best_response(act: Callable[[torch.Tensor], torch.Tensor], cfg: Config, steps: int, seed: int) -> np.ndarray:
