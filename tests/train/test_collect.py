@@ -1,5 +1,6 @@
 """Rollout stage: reward failures are scored 0 and logged once; dynamic sampling's guarantees."""
 
+import dataclasses
 import logging
 
 import torch
@@ -109,3 +110,30 @@ def test_non_binary_rewards_with_small_spread_are_kept():
     rewards = torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.5001, 0.5]])
     keep = (rewards.max(1).values - rewards.min(1).values) > ocfg.zero_var_tol
     assert keep.tolist() == [False, True]
+
+
+class AnswerEngine(ScriptedEngine):
+    """Prompt 0's G rows: right, right, right + 1, nothing; prompt 1's: right + 1, right + 1, right, nothing."""
+
+    def generate(self, prompts, params, seed):
+        out = super().generate(prompts, params, seed)
+        texts = []
+        for i, p in enumerate(prompts):
+            q = next(x for x in self.problems if self.task.prompt(x, TOK) == p)
+            right, wrong = q.answer, str(int(q.answer) + 1)
+            row = [right, right, wrong, "?"] if i % 2 == 0 else [wrong, wrong, right, "?"]
+            texts += [row[j % 4] for j in range(params.n)]
+        return dataclasses.replace(out, texts=tuple(texts))
+
+
+def test_self_consistency_rewards_never_read_the_reference():
+    task = make_task(ArithmeticConfig(reward={"source": "self_consistency", "format": 0.5}))
+    engine = AnswerEngine(task, ["right"])
+    engine.problems = task.train_problems(2, seed=0)
+    out = collect(engine, task, TOK, RolloutConfig(prompts_per_step=2, group_size=4), ObjectiveConfig(), 0,
+                  RewardErrors())
+    # the majority answer scores 1 + 0.5 format, right or wrong; the minority 0.5; "?" (unparsed) 0
+    assert out.batch.rewards.tolist() == [1.5, 1.5, 0.5, 0.0] * 2
+    assert out.metrics["rollout/accuracy"] == 3 / 8  # the verifier still measures
+    assert out.metrics["rollout/pseudo_label_agreement"] == 5 / 8  # prompt 1's wrong majority disagrees
+    assert out.metrics["rollout/majority_share"] == 0.5

@@ -26,6 +26,7 @@ from functools import partial
 import torch
 
 from rlx.objectives import advantages as adv_lib
+from rlx.objectives import group_weights as gw
 from rlx.objectives import policy as pol
 from rlx.objectives.aggregate import Normalizer, aggregate
 from rlx.objectives.config import ObjectiveConfig
@@ -105,6 +106,27 @@ class Objective:
     def needs_values(self) -> bool:
         """Whether a value head is trained (GAE): pass values to `advantages` and to `loss`."""
         return self.cfg.advantage == "gae"
+
+    @property
+    def needs_answers(self) -> bool:
+        """Whether `group_scale` needs the extracted answers (papers qhawkeye, puzzlecraft)."""
+        return self.cfg.uncertainty_alpha > 0 or self.cfg.dispersion_floor is not None
+
+    def group_scale(self, answers: list[str | None], group_size: int) -> tuple[torch.Tensor, Metrics]:
+        """[B] multiplier of each group's advantages from its answers (1 when neither scale is on)."""
+        c = self.cfg
+        scale = torch.ones(len(answers) // group_size)
+        metrics: Metrics = {}
+        if c.uncertainty_alpha > 0:
+            values = gw.answer_values(answers)
+            u = gw.uncertainty_scale(values, group_size, *c.uncertainty_range, alpha=c.uncertainty_alpha)
+            scale = scale * u
+            metrics["uncertainty_scale_mean"] = u.mean()
+        if c.dispersion_floor is not None:
+            d = gw.answer_dispersion(answers, group_size)
+            scale = scale * gw.dispersion_scale(d, c.dispersion_floor)
+            metrics["dispersion_mean"] = d.mean()
+        return scale, metrics
 
     @property
     def needs_entropies(self) -> bool:

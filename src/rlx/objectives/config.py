@@ -68,6 +68,12 @@ class ObjectiveConfig(Section):
     correct_threshold: float = Field(0.5, description="w_reinforce: reward above which a sample counts as correct")
     ace_alpha: float = Field(0.0, ge=0,
         description="ACE: scale negative advantages by 1 + alpha softplus(log pi/pi_ref); 0 = off")
+    uncertainty_alpha: float = Field(0.0, ge=0,
+        description="paper qhawkeye: scale a group's advantages by exp(-alpha u), u = normalised variance of its numeric answers; 0 = off")
+    uncertainty_range: tuple[float, float] = Field((1.0, 5.0),
+        description="qhawkeye: answers are clamped to [lo, hi]; u = Var / (0.25 (hi - lo)^2)")
+    dispersion_floor: float | None = Field(None, ge=0, le=1,
+        description="paper puzzlecraft: scale a group's advantages by floor + (1 - floor) D, D = normalised answer entropy; None = off")
     policy_loss: PolicyLossName = Field("ppo_clip", description="per-token policy loss")
     clip_eps_low: float = Field(0.2, ge=0, lt=1, description="lower clip: ratio >= 1 - eps_low")
     clip_eps_high: float = Field(0.2, ge=0, description="upper clip: ratio <= 1 + eps_high (clip-higher when > eps_low)")
@@ -89,6 +95,13 @@ class ObjectiveConfig(Section):
     dynamic_sampling: bool = Field(False, description="drop zero-reward-variance groups and refill from new prompts")
     dynamic_sampling_max_rounds: int = Field(3, ge=0, description="extra generation rounds allowed per step to refill")
     zero_var_tol: float = Field(1e-6, ge=0, description="a group whose reward range is <= this has zero variance")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> "ObjectiveConfig":
+        lo, hi = self.uncertainty_range
+        if not hi > lo:
+            raise ValueError(f"uncertainty_range = [{lo}, {hi}]: hi must be greater than lo")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from rlx.rewards.consistency import self_consistency_rewards
 from rlx.rewards.safe import RewardErrors, safe_score
 from rlx.rollout.base import SamplingParams
 from rlx.sampling.batch import concat_rollouts, take_rows
@@ -48,6 +49,8 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
     rounds = 1 + (ocfg.dynamic_sampling_max_rounds if ocfg.dynamic_sampling else 0)
     kept: list[RolloutBatch] = []
     all_rewards, all_correct, all_parsed, lengths, truncated = [], [], [], [], []
+    pseudo_correct: list[bool] = []  # self-consistency reward agrees with the verifier (paper spark)
+    shares: list[torch.Tensor] = []
     n_groups = zero_var = 0
     attempts: list = []
     for r in range(rounds):
@@ -69,6 +72,13 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         rewards = torch.tensor([s.reward for s in scores], dtype=torch.float32)
         correct = torch.tensor([s.correct for s in scores], dtype=torch.bool)
         parsed = torch.tensor([s.parsed for s in scores], dtype=torch.bool)
+        reward_cfg = getattr(getattr(task, "cfg", None), "reward", None)
+        if reward_cfg is not None and reward_cfg.source == "self_consistency":  # paper spark: no reference
+            sc, share = self_consistency_rewards([task.extract_answer(t) for t in gen.texts], g,
+                                                 reward_cfg.consistency_min_share)
+            rewards = reward_cfg.correct * sc + reward_cfg.format * parsed.float()
+            pseudo_correct += (sc.bool() == correct).tolist()
+            shares.append(share)
         if pruner is not None:  # paper arrol: the head learns from the survivors' verdicts
             prune_metrics = pruner.observe(correct)
         attempts += [(p, int(c), g) for p, c in zip(problems, correct.view(-1, g).sum(1).tolist())]
@@ -103,6 +113,9 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         **errors.metrics(),
         **prune_metrics,
     }
+    if pseudo_correct:
+        metrics["rollout/pseudo_label_agreement"] = sum(pseudo_correct) / len(pseudo_correct)
+        metrics["rollout/majority_share"] = torch.cat(shares).mean().item()
     if not kept:
         metrics["rollout/groups_kept"] = 0.0
         return Collected(None, metrics, attempts)

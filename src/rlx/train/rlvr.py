@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import time
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 
 import torch
 
@@ -183,6 +184,11 @@ def run(cfg: Config, run: RunDir) -> dict:
                     rewards, m = objective.shape_rewards(batch.rewards.to(device), batch.response_mask)
                     adv, am = objective.advantages(rewards, batch.response_mask, batch.group_size,
                                                    old_logprobs=old, ref_logprobs=ref, values=old_values)
+                    if objective.needs_answers:  # papers qhawkeye, puzzlecraft: per-group scales
+                        scale, gm = objective.group_scale([task.extract_answer(x) for x in batch.texts],
+                                                          batch.group_size)
+                        adv = replace(adv, advantages=adv.advantages * scale.to(device)[batch.group_index, None])
+                        am = {**am, **gm}
                     metrics.update({f"train/{k}": float(v) for k, v in {**m, **am}.items()})
                 with timer("update"), train_precision():
                     model.train()

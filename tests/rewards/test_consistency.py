@@ -1,0 +1,25 @@
+"""Self-consistency rewards (paper spark): majority pseudo-labels, format constraint, weak majorities."""
+
+import pytest
+import torch
+
+from rlx.rewards.consistency import self_consistency_rewards
+
+
+def test_majority_answer_scores_and_unparsed_never_do():
+    answers = ["4", "4", "5", None,   # majority 4 (share 0.5)
+               None, None, None, "7",  # only "7" parsed -> it is the majority (share 0.25)
+               None, None, None, None]  # nothing parsed -> all 0
+    r, share = self_consistency_rewards(answers, 4)
+    assert r.tolist() == [1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
+    torch.testing.assert_close(share, torch.tensor([0.5, 0.25, 0.0]))
+
+
+def test_min_share_zeroes_weak_majorities_and_ties_go_to_the_first():
+    answers = ["1", "2", "2", "1", "3", "3", "3", "9"]
+    r, _ = self_consistency_rewards(answers, 4, min_share=0.6)
+    assert r.tolist() == [0, 0, 0, 0, 1, 1, 1, 0]  # group 1's majority (0.5) is too weak
+    r, _ = self_consistency_rewards(answers, 4)
+    assert r.tolist() == [1, 0, 0, 1, 1, 1, 1, 0]  # tie 1 vs 2: the answer seen first wins
+    with pytest.raises(ValueError, match="multiple"):
+        self_consistency_rewards(answers, 3)
