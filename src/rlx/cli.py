@@ -32,6 +32,7 @@ TRAINERS: dict[str, str] = {
     "qarl": "rlx.robust.qarl",
     "act": "rlx.robust.act",
     "parl": "rlx.control.parl",
+    "grrl": "rlx.control.grrl",
 }
 
 # subcommand -> (module, one-line help); each module has add_arguments(parser) and main(args)

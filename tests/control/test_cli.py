@@ -20,6 +20,8 @@ TINY = {
     "bc_cartpole.yaml": ["dataset.transitions=300", "train.steps=20", "train.eval_every=10", "train.eval_episodes=2",
                          "train.hidden=[16]"],
     "sqirl_cartpole.yaml": ["transitions=320", "fit_steps=10", "eval_episodes=2", "hidden=[16]"],
+    "grrl_pendulum.yaml": ["dataset.transitions=400", "train.steps=20", "train.eval_every=10", "train.eval_episodes=2",
+                           "train.hidden=[16]", "critic_steps=20"],
     "parl_pendulum.yaml": ["dataset.transitions=400", "train.steps=20", "train.eval_every=10", "train.eval_episodes=2",
                            "train.hidden=[16]", "bc_steps=10"],
 }
