@@ -66,7 +66,8 @@ def test_sft_recipe_runs(tmp_path):
 
 def test_group_scales_and_self_consistency_reach_the_metrics(tiny_model_dir, tmp_path):
     args = ["train", "recipes/arith_spark.yaml", f"model.path={tiny_model_dir}", *TINY,
-            "objective.uncertainty_alpha=0.2", "objective.dispersion_floor=0.5", "--out", str(tmp_path / "r")]
+            "objective.uncertainty_alpha=0.2", "objective.dispersion_floor=0.5", "objective.perception_coef=0.01",
+            "--out", str(tmp_path / "r")]
     assert main(args) == 0
     rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "time/rollout" in r]
@@ -74,3 +75,4 @@ def test_group_scales_and_self_consistency_reach_the_metrics(tiny_model_dir, tmp
     trained = [r for r in steps if "train/dispersion_mean" in r]  # steps with a batch
     assert trained
     assert all(0 < r["train/uncertainty_scale_mean"] <= 1 and 0 <= r["train/dispersion_mean"] <= 1 for r in trained)
+    assert all(r["train/perception_kl"] >= 0 and r["train/perception_coef"] == 0.01 for r in trained)

@@ -10,6 +10,9 @@ Conditions (the default recipe recipes/arith_grpo.yaml, 500 steps, from assets/a
                     on [-100, 200] (recipes/arith_qhawkeye.yaml; alpha 0.2 is the paper's)
     qhawkeye_a2     the same with alpha 2 (a ten times stronger downweighting)
     puzzlecraft     advantages x (0.5 + 0.5 D), D = normalised answer entropy (recipes/arith_puzzlecraft.yaml)
+    qhawkeye_full   qhawkeye plus the implicit perception loss (gamma 1e-4 cosine to 0 at step 250, digits
+                    of the prompt masked; recipes/arith_qhawkeye.yaml)
+    perception_1e-2 the perception loss alone at gamma 1e-2 (constant)
 
 Scored by greedy accuracy on all 2430 held-out problems. Runs go to runs/spark_groups.
 
@@ -42,7 +45,10 @@ def main() -> int:
                   "spark_sc": [*common, "task.reward.source=self_consistency"],
                   "qhawkeye": [*common, *qh, "objective.uncertainty_alpha=0.2"],
                   "qhawkeye_a2": [*common, *qh, "objective.uncertainty_alpha=2.0"],
-                  "puzzlecraft": [*common, "objective.dispersion_floor=0.5"]}
+                  "puzzlecraft": [*common, "objective.dispersion_floor=0.5"],
+                  "qhawkeye_full": [*common, *qh, "objective.uncertainty_alpha=0.2", "objective.perception_coef=1e-4",
+                                    "objective.perception_zero_step=250"],
+                  "perception_1e-2": [*common, "objective.perception_coef=1e-2"]}
     code = run_conditions(conditions, "recipes/arith_grpo.yaml", seeds=args.seeds, out=ROOT / args.out, dest=HERE,
                           metrics=["eval/accuracy"], parallel=args.parallel)
     write_table(json.loads((HERE / "summaries.json").read_text()), HERE / "results.md")

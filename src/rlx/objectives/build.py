@@ -31,6 +31,7 @@ from rlx.objectives import policy as pol
 from rlx.objectives.aggregate import Normalizer, aggregate
 from rlx.objectives.config import ObjectiveConfig
 from rlx.objectives.kl import KL_ESTIMATORS, kl_penalty_rewards, mismatch_metrics
+from rlx.objectives.perception import perception_kl
 from rlx.objectives.shaping import overlong_penalty
 
 __all__ = ["LossInputs", "AdvantageResult", "Objective", "build_objective", "accumulate_metrics"]
@@ -55,11 +56,13 @@ class LossInputs:
     values: torch.Tensor | None = None  # [n, T] value head, with grad (gae only)
     old_values: torch.Tensor | None = None  # [n, T] value head before the update (gae only)
     returns: torch.Tensor | None = None  # [n, T] value targets from `advantages` (gae only)
+    degraded_logprobs: torch.Tensor | None = None  # [n, T] policy on the degraded prompt (qhawkeye), detached
+    perception_coef: float = 0.0  # this step's weight of the implicit perception loss
 
     def __post_init__(self) -> None:
         shape = self.logprobs.shape
         for name in ("old_logprobs", "advantages", "response_mask", "ref_logprobs", "rollout_logprobs",
-                     "entropies", "values", "old_values", "returns"):
+                     "entropies", "values", "old_values", "returns", "degraded_logprobs"):
             t = getattr(self, name)
             if t is not None and t.shape != shape:
                 raise ValueError(f"LossInputs.{name} has shape {tuple(t.shape)}, expected {tuple(shape)}")
@@ -202,6 +205,12 @@ class Objective:
                 total = total + pol.entropy_bonus(x.entropies, c.entropy_coef)
         elif c.entropy_coef > 0:
             raise ValueError("objective.entropy_coef > 0 needs LossInputs.entropies")
+        if x.degraded_logprobs is not None:  # paper qhawkeye: maximise KL to the degraded-input policy
+            kld = perception_kl(x.logprobs, x.degraded_logprobs)
+            local["perception_kl"] = kld.detach()
+            total = total - x.perception_coef * kld
+        elif c.perception_coef > 0:
+            raise ValueError("objective.perception_coef > 0 needs LossInputs.degraded_logprobs")
         loss = aggregate(total, mask, c.aggregation, normalizer, self.max_len)
         if self.needs_values:
             if x.values is None or x.old_values is None or x.returns is None:

@@ -74,6 +74,10 @@ class ObjectiveConfig(Section):
         description="qhawkeye: answers are clamped to [lo, hi]; u = Var / (0.25 (hi - lo)^2)")
     dispersion_floor: float | None = Field(None, ge=0, le=1,
         description="paper puzzlecraft: scale a group's advantages by floor + (1 - floor) D, D = normalised answer entropy; None = off")
+    perception_coef: float = Field(0.0, ge=0,
+        description="paper qhawkeye: weight gamma of the implicit perception loss -gamma KL(pi(.|x) || pi(.|x with digits masked)); 0 = off")
+    perception_zero_step: int | None = Field(None, ge=1,
+        description="qhawkeye: cosine-anneal the perception weight to 0 at this RL step; None = constant")
     policy_loss: PolicyLossName = Field("ppo_clip", description="per-token policy loss")
     clip_eps_low: float = Field(0.2, ge=0, lt=1, description="lower clip: ratio >= 1 - eps_low")
     clip_eps_high: float = Field(0.2, ge=0, description="upper clip: ratio <= 1 + eps_high (clip-higher when > eps_low)")

@@ -25,6 +25,7 @@ import torch
 from rlx.evaluation.evaluate import evaluate, write_passk_counts
 from rlx.models import load_policy, save_model
 from rlx.objectives.build import build_objective
+from rlx.objectives.perception import degrade_ids, digit_mask_table, perception_coef
 from rlx.rewards.safe import RewardErrors
 from rlx.rollout import make_engine
 from rlx.runtime import pick_device, seed_everything, set_threads
@@ -78,6 +79,7 @@ def run(cfg: Config, run: RunDir) -> dict:
     task = make_task(cfg.task)
     model, tokenizer = load_policy(cfg.model, seed=cfg.seed)
     objective = build_objective(cfg.objective, max_new_tokens=cfg.rollout.max_new_tokens)
+    mask_table = digit_mask_table(tokenizer) if cfg.objective.perception_coef > 0 else None
     ref_model = None
     if objective.needs_ref and cfg.model.lora is None:
         ref_model = copy.deepcopy(model).to(device).eval().requires_grad_(False)
@@ -193,6 +195,11 @@ def run(cfg: Config, run: RunDir) -> dict:
                 with timer("update"), train_precision():
                     model.train()
                     prepared = Prepared(batch, adv.advantages, old, ref, old_values, adv.returns)
+                    if objective.cfg.perception_coef > 0:  # paper qhawkeye: the same tokens, digits masked
+                        coef = perception_coef(step - 1, objective.cfg.perception_coef, objective.cfg.perception_zero_step)
+                        degraded = replace(batch, prompt_ids=degrade_ids(batch.prompt_ids, batch.prompt_mask, mask_table))
+                        prepared = replace(prepared, degraded_logprobs=_score(model, degraded)[0], perception_coef=coef)
+                        metrics["train/perception_coef"] = coef
                     if cfg.d3s.sample_keep_start is not None or cfg.d3s.token_keep_start is not None:
                         prepared, dm = d3s_select(prepared, cfg.d3s, step, model)
                         metrics.update(dm)

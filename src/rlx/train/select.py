@@ -32,7 +32,8 @@ def d3s_select(p: Prepared, cfg: D3SConfig, step: int, model) -> tuple[Prepared,
         rows, m = d3s_sample_select(p.advantages, p.batch.group_size, frac, p.batch.response_mask)
         new_g = rows.numel() // (p.batch.num_sequences // p.batch.group_size)
         p = Prepared(take_rows(p.batch, rows, new_g), p.advantages[rows], _rows(p.old_logprobs, rows),
-                     _rows(p.ref_logprobs, rows), _rows(p.old_values, rows), _rows(p.returns, rows))
+                     _rows(p.ref_logprobs, rows), _rows(p.old_values, rows), _rows(p.returns, rows),
+                     _rows(p.degraded_logprobs, rows), p.perception_coef)
         metrics.update({f"rollout/{k}": float(v) for k, v in m.items()})
     if cfg.token_keep_start is not None:
         frac = d3s_keep_fraction(step, cfg.token_keep_start, cfg.token_keep_end, cfg.ramp_steps)

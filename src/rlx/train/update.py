@@ -32,6 +32,8 @@ class Prepared:
     ref_logprobs: torch.Tensor | None
     old_values: torch.Tensor | None = None
     returns: torch.Tensor | None = None
+    degraded_logprobs: torch.Tensor | None = None  # paper qhawkeye: policy on the degraded prompts
+    perception_coef: float = 0.0
 
 
 def _micro_loss(model, objective: Objective, p: Prepared, idx: torch.Tensor, norm, value_head):
@@ -47,6 +49,8 @@ def _micro_loss(model, objective: Objective, p: Prepared, idx: torch.Tensor, nor
         entropies=entropies,
         values=values, old_values=None if p.old_values is None else p.old_values[idx],
         returns=None if p.returns is None else p.returns[idx],
+        degraded_logprobs=None if p.degraded_logprobs is None else p.degraded_logprobs[idx],
+        perception_coef=p.perception_coef,
     )
     return objective.loss(inputs, norm)
 
