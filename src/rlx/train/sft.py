@@ -27,6 +27,7 @@ from rlx.rollout import make_engine
 from rlx.runtime import pick_device, seed_everything, set_threads
 from rlx.rundir import RunDir
 from rlx.tasks import TaskConfig, make_task
+from rlx.train.cft import CFTConfig, build_critiques
 from rlx.train.checkpoint import read_training_state, write_training_state
 from rlx.train.optim import OptimConfig, make_optimizer
 from rlx.train.progress import fmt_metrics, progress_bar
@@ -62,6 +63,8 @@ class SFTTrainConfig(Section):
     log_every: int = Field(10, ge=1, description="write metrics every this many steps")
     checkpoint_every: int = Field(200, ge=0, description="checkpoint every this many steps (0: only at the end)")
     pear: PearConfig = Field(default_factory=PearConfig, description="paper pear: reweight the SFT loss (off)")
+    cft: CFTConfig = Field(default_factory=CFTConfig, description="paper cft: train on critiques of sampled "
+                           "solutions of a few problems instead of on reference solutions (off)")
     cadv: CAdvConfig = Field(default_factory=CAdvConfig, description="paper cadv: adversarial training in embedding "
                              "space against off-by-one answers (off)")
 
@@ -132,17 +135,20 @@ def run(cfg: Config, run: RunDir) -> dict:
     adv = cfg.train.cadv
     if adv.enabled and adv.mode == "ul" and cfg.train.pear.enabled:
         raise ConfigError("config error: train.cadv.mode = 'ul' with train.pear: pick one reweighting of the SFT loss")
+    if cfg.train.cft.enabled and (adv.enabled or cfg.train.pear.enabled):
+        raise ConfigError("config error: train.cft with train.cadv or train.pear: critique data replaces the task's "
+                          "reference completions; combine it with neither")
     scale = embedding_scale(model) if (adv.enabled or adv.reports) else 0.0  # of the initial model, also on resume
     ref = None
     if adv.mode == "ipo":  # C-AdvIPO's reference: the initial policy, frozen
         ref, _ = load_policy(cfg.model, seed=cfg.seed)
         ref.to(device).eval().requires_grad_(False)
 
-    start, summary = 0, {}
+    start, summary, critiques = 0, {}, []
     ckpt = run.latest_checkpoint() if run.resume else None
     if ckpt is not None:
         start, extra = read_training_state(ckpt, model, opt, sched)
-        summary = extra.get("summary", {})
+        summary, critiques = extra.get("summary", {}), [tuple(r) for r in extra.get("cft", [])]
         run.truncate_metrics(start)
     elif run.resume:
         raise FileNotFoundError(f"--resume: no checkpoint in {run.checkpoint_dir}")
@@ -151,10 +157,15 @@ def run(cfg: Config, run: RunDir) -> dict:
         before = evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics
         summary = {"eval/accuracy_before": before["eval/accuracy"]}
         run.log(0, before)
+    if cfg.train.cft.enabled and not critiques:  # paper cft: critiques of the starting model's own solutions
+        model.eval()
+        critiques, stats = build_critiques(engine, task, tokenizer, cfg.train.cft, seed=cfg.seed)
+        summary.update(stats)
+        run.log(0, stats)
 
     def save(step: int) -> None:
         run.save_checkpoint(step, lambda d: write_training_state(d, model, tokenizer, opt, sched, step,
-                                                                 {"summary": summary}))
+                                                                 {"summary": summary, "cft": critiques}))
 
     t_start = time.perf_counter()
     metrics: dict[str, float] = {}
@@ -163,9 +174,14 @@ def run(cfg: Config, run: RunDir) -> dict:
         for step in range(start + 1, cfg.train.steps + 1):
             t0 = time.perf_counter()
             model.train()
-            problems = task.train_problems(cfg.train.batch_size, seed=cfg.seed * 1_000_003 + step)
-            batch = sft_batch(tokenizer, [task.prompt(p, tokenizer) for p in problems],
-                              [task.reference_completion(p) for p in problems], device)
+            if critiques:  # paper cft: a seeded draw of critique rows
+                g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+                rows = [critiques[i] for i in torch.randint(len(critiques), (cfg.train.batch_size,), generator=g)]
+                batch = sft_batch(tokenizer, [r[0] for r in rows], [r[1] for r in rows], device)
+            else:
+                problems = task.train_problems(cfg.train.batch_size, seed=cfg.seed * 1_000_003 + step)
+                batch = sft_batch(tokenizer, [task.prompt(p, tokenizer) for p in problems],
+                                  [task.reference_completion(p) for p in problems], device)
             if adv.enabled and adv.utility == 0:  # C-AdvIPO without utility data: no clean loss to compute
                 loss, extra = torch.zeros((), device=device), {}
             else:
