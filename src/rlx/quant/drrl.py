@@ -284,7 +284,7 @@ def rank_features(ls: LayerScores, ranks: tuple[int, ...]) -> torch.Tensor:
     s, L = ls.s, ls.s.shape[-1]
     cand = torch.tensor(ranks)
     tail = tail_error(s[..., None, :], cand, "fro")  # [B, H, R]
-    bound = (math.sqrt(2.0 / L) * tail).mean(1)
+    bound = kl_bound(s[..., None, :], cand, L).mean(1)
     rel = (tail / s.norm(dim=-1, keepdim=True).clamp_min(1e-12)).mean(1)
     B, R = bound.shape
     ctx = torch.zeros(B, R, 1 + ls.n_layers)
