@@ -17,7 +17,8 @@ from pydantic import Field, field_validator, model_validator
 from rlx.config import Section, build_config
 from rlx.rewards.config import RewardConfig
 
-__all__ = ["TaskBase", "ArithmeticConfig", "CountdownConfig", "MathConfig", "TaskConfig", "load_task_config"]
+__all__ = ["TaskBase", "ArithmeticConfig", "CountdownConfig", "MathConfig", "SSLConfig", "TaskConfig",
+           "load_task_config"]
 
 _OPS = "+-*/"
 
@@ -139,7 +140,17 @@ class MathConfig(TaskBase):
         return self
 
 
-TaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig], Field(discriminator="name")]
+class SSLConfig(TaskBase):
+    """Self-supervised pretext tasks made from unlabeled arithmetic equations (paper ssl4rl)."""
+
+    name: Literal["ssl"] = Field("ssl", description="task kind")
+    pretext: Literal["masked_digit", "reversed"] = Field(
+        "masked_digit", description="masked_digit: recover the digit hidden by '?' in 'a op b=c'; "
+        "reversed: say whether the equation text is written backwards (1) or not (0)")
+    source: ArithmeticConfig = Field(default_factory=ArithmeticConfig, description="the equations the pretexts are made from")
+
+
+TaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, SSLConfig], Field(discriminator="name")]
 
 
 class _TaskSection(Section):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rlx.tasks.arithmetic import ArithmeticTask
 from rlx.tasks.common import VerifiableTask
-from rlx.tasks.config import ArithmeticConfig, CountdownConfig, MathConfig, TaskBase
+from rlx.tasks.config import ArithmeticConfig, CountdownConfig, MathConfig, SSLConfig, TaskBase
 from rlx.tasks.countdown import CountdownTask
 from rlx.tasks.mathdata import MathTask
 
@@ -19,4 +19,8 @@ def make_task(cfg: TaskBase) -> VerifiableTask:
         return CountdownTask(cfg)
     if isinstance(cfg, MathConfig):
         return MathTask(cfg)
+    if isinstance(cfg, SSLConfig):
+        from rlx.tasks.ssl import SSLTask
+
+        return SSLTask(cfg)
     raise TypeError(f"no task for config type {type(cfg).__name__}")

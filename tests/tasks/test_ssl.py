@@ -1,0 +1,50 @@
+"""SSL pretext tasks (paper ssl4rl): unique masked digits, reversal labels, verification, held-out split."""
+
+import pytest
+
+from rlx.tasks import SSLConfig, make_task
+from rlx.tasks.ssl import unique_digit_positions
+
+
+def test_unique_digit_positions_by_hand():
+    # 12+34=46: every digit is forced by the others
+    assert unique_digit_positions("12+34=46") == [0, 1, 3, 4, 6, 7]
+    # 10*0=0: the multiplier 0 makes the first factor's digits free (any value times 0 is 0; "00" is
+    # not a number the generator writes); the multiplier and the result are forced
+    assert unique_digit_positions("10*0=0") == [3, 5]
+    # 5+5=10: '1' of 10 is forced, and so is '0'; the 5s are forced too
+    assert unique_digit_positions("5+5=10") == [0, 2, 4, 5]
+
+
+def test_masked_digit_problems_have_one_answer_that_verifies():
+    task = make_task(SSLConfig())
+    for p in task.train_problems(50, seed=3):
+        assert p.question.count("?") == 1
+        filled = p.question.replace("?", p.answer)
+        assert filled == p.meta["equation"]
+        assert task.score(p.answer, p).correct
+        wrong = str((int(p.answer) + 1) % 10)
+        assert not task.score(wrong, p).correct
+    assert task.prompt(task.train_problems(1, seed=0)[0]).endswith(">")
+
+
+def test_reversed_labels_and_balance():
+    task = make_task(SSLConfig(pretext="reversed"))
+    probs = task.train_problems(400, seed=1)
+    for p in probs:
+        eq = p.meta["equation"]
+        assert p.question == (eq[::-1] if p.answer == "1" else eq)
+    share = sum(p.answer == "1" for p in probs) / len(probs)
+    assert 0.4 < share < 0.6
+
+
+def test_heldout_is_disjoint_from_training():
+    task = make_task(SSLConfig())
+    held = {p.question for p in task.heldout(100)}
+    assert len(held) == 100
+    assert not held & {p.question for p in task.train_problems(500, seed=0)}
+
+
+def test_bad_pretext_is_rejected():
+    with pytest.raises(Exception, match="pretext"):
+        SSLConfig(pretext="jigsaw")
