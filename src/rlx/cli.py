@@ -33,6 +33,7 @@ TRAINERS: dict[str, str] = {
     "act": "rlx.robust.act",
     "parl": "rlx.control.parl",
     "grrl": "rlx.control.grrl",
+    "qweb": "rlx.control.qweb",
 }
 
 # subcommand -> (module, one-line help); each module has add_arguments(parser) and main(args)

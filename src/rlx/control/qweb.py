@@ -15,8 +15,11 @@ From the paper:
   Q(s, Click(submit)) = Q^D(s, submit); element encodings see the instruction fields whose key
   overlaps theirs, the pair scores see element, slot and their key match.
 * **Warm-start curriculum** (`warm_start_fields`): episodes start with k fields already filled
-  correctly (an oracle played those sub-instructions), k(t) = (F-1) max(0, 1 - t / (f T)),
-  so the agent first only has to finish nearly done forms and then ever longer sub-instructions.
+  correctly (an oracle played those sub-instructions), k(t) = k0 max(0, 1 - t / (f T)), so the
+  agent first only has to finish nearly done forms and then ever longer sub-instructions. The
+  default k0 = F (the first episodes need only a submit, which teaches what success looks like);
+  `curriculum_start: F-1` starts one sub-instruction away, and learns more slowly
+  (experiments/qweb/results.md).
 * **Potential-based reward augmentation** (`potential`, `shaped_rewards`): Phi(s) = fraction of
   fields that hold their instructed value; r' = r + gamma (1 - terminated) Phi(s') - Phi(s).
 
@@ -56,9 +59,9 @@ __all__ = ["FormConfig", "Config", "FormEnv", "QWebNet", "warm_start_fields", "s
 
 
 class FormConfig(Section):
-    fields: int = Field(6, ge=1, le=32, description="form fields F (instruction size); actions F*F + 1")
-    values: int = Field(4, ge=1, le=64, description="candidate values V per field (V**F instructions)")
-    max_steps: int = Field(12, ge=2, le=1000, description="step limit; running out is a failure (-1)")
+    fields: int = Field(4, ge=1, le=32, description="form fields F (instruction size); actions F*F + 1")
+    values: int = Field(8, ge=1, le=64, description="candidate values V per field (V**F instructions)")
+    max_steps: int = Field(8, ge=2, le=1000, description="step limit; running out is a failure (-1)")
     num_envs: int = Field(8, ge=1, le=4096, description="parallel form copies")
 
     @model_validator(mode="after")
@@ -72,11 +75,12 @@ class Config(Section):
     kind: Literal["qweb"] = Field("qweb", description="trainer: QWeb (DQN on a form-filling web task)")
     seed: int = Field(0, ge=0, description="random seed (network, exploration, instructions)")
     env: FormConfig = Field(FormConfig(), description="the form-filling environment")
-    hidden: int = Field(64, ge=4, le=4096, description="width of QWeb's embeddings and MLPs")
+    hidden: int = Field(32, ge=4, le=4096, description="width of QWeb's embeddings and MLPs")
     curriculum: Literal["none", "warm_start"] = Field("warm_start", description="none | warm_start (k fields prefilled)")
-    curriculum_fraction: float = Field(0.6, gt=0, le=1, description="fraction of training over which k goes F-1 -> 0")
+    curriculum_start: int | None = Field(None, ge=0, le=32, description="fields prefilled at t = 0 (None: all F, so the first episodes need only a submit)")
+    curriculum_fraction: float = Field(0.6, gt=0, le=1, description="fraction of training over which k goes k0 -> 0")
     shaping: bool = Field(False, description="add potential-based shaping gamma Phi(s') - Phi(s) to the reward")
-    total_steps: int = Field(40_000, ge=1, description="environment steps (summed over copies)")
+    total_steps: int = Field(16_000, ge=1, description="environment steps (summed over copies)")
     buffer_size: int = Field(50_000, ge=1, description="replay capacity (transitions)")
     learning_starts: int = Field(500, ge=0, description="env steps of pure exploration before learning")
     batch_size: int = Field(128, ge=1, description="minibatch size")
@@ -89,21 +93,27 @@ class Config(Section):
     max_grad_norm: float = Field(10.0, gt=0, description="gradient norm clip")
     eps_start: float = Field(1.0, ge=0, le=1, description="initial epsilon")
     eps_end: float = Field(0.05, ge=0, le=1, description="final epsilon")
-    exploration_fraction: float = Field(0.3, gt=0, le=1, description="fraction of training over which epsilon decays")
-    eval_every: int = Field(5000, ge=1, description="greedy evaluation on fresh, empty forms every this many env steps")
-    eval_episodes: int = Field(100, ge=1, le=100_000, description="episodes per evaluation (fresh instructions)")
+    exploration_fraction: float = Field(0.15, gt=0, le=1, description="fraction of training over which epsilon decays")
+    eval_every: int = Field(2000, ge=1, description="greedy evaluation on fresh, empty forms every this many env steps")
+    eval_episodes: int = Field(200, ge=1, le=100_000, description="episodes per evaluation (fresh instructions)")
     threads: int = Field(1, ge=0, le=256, description="torch threads (0: 1)")
     checkpoint_every: int = Field(0, ge=0, description="checkpoint every this many env steps (0: only at the end)")
     log_every: int = Field(1000, ge=1, description="log train/* every this many env steps")
 
+    @model_validator(mode="after")
+    def _start_fits(self) -> "Config":
+        if self.curriculum_start is not None and self.curriculum_start > self.env.fields:
+            raise ValueError(f"curriculum_start = {self.curriculum_start} > env.fields = {self.env.fields}")
+        return self
+
 
 # -- curriculum and shaping: pure functions ------------------------------------------------------
 
-def warm_start_fields(step: int, total: int, fields: int, fraction: float) -> float:
-    """k(t) = (F - 1) * max(0, 1 - t / (fraction * T)): prefilled fields, F-1 at t = 0, 0 from t = fT on.
+def warm_start_fields(step: int, total: int, k0: int, fraction: float) -> float:
+    """k(t) = k0 * max(0, 1 - t / (fraction * T)): fields prefilled at env step t; k0 at t = 0, 0 from t = fT on.
 
     Paper: qweb (warm-starting an episode close to the goal; linear decay of the oracle's share)."""
-    return (fields - 1) * max(0.0, 1.0 - step / max(1.0, fraction * total))
+    return k0 * max(0.0, 1.0 - step / max(1.0, fraction * total))
 
 
 def stochastic_round(k: float, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -267,6 +277,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     num_iters = max(1, cfg.total_steps // N)
     target_every, ckpt_every = max(1, cfg.target_update_interval // N), max(1, cfg.checkpoint_every // N)
     eval_seed = cfg.seed + 10_000
+    k0 = e.fields if cfg.curriculum_start is None else cfg.curriculum_start
     it, next_eval, ended, solved = 0, cfg.eval_every, 0, 0
     last_eval = float("nan")
     if run is not None and run.resume and (ckpt := run.latest_checkpoint()) is not None:
@@ -294,7 +305,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
             steps = (it + 1) * N
             eps = linear_epsilon(it * N, cfg.total_steps, cfg.eps_start, cfg.eps_end, cfg.exploration_fraction)
             if cfg.curriculum == "warm_start":
-                env.warm_start = warm_start_fields(it * N, cfg.total_steps, e.fields, cfg.curriculum_fraction)
+                env.warm_start = warm_start_fields(it * N, cfg.total_steps, k0, cfg.curriculum_fraction)
             with torch.no_grad():
                 explore = torch.rand(N) < eps if it * N >= cfg.learning_starts else torch.ones(N, dtype=torch.bool)
                 action = torch.where(explore, torch.randint(0, A, (N,)), q_net(obs).argmax(1))
