@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from rlx.config import Section, build_config
 from rlx.rewards.config import RewardConfig
 
-__all__ = ["TaskBase", "ArithmeticConfig", "CountdownConfig", "MathConfig", "SSLConfig", "TaskConfig",
+__all__ = ["TaskBase", "ArithmeticConfig", "CountdownConfig", "MathConfig", "SSLConfig", "MixtureConfig", "TaskConfig",
            "load_task_config"]
 
 _OPS = "+-*/"
@@ -150,7 +150,33 @@ class SSLConfig(TaskBase):
     source: ArithmeticConfig = Field(default_factory=ArithmeticConfig, description="the equations the pretexts are made from")
 
 
-TaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, SSLConfig], Field(discriminator="name")]
+LeafTaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, SSLConfig], Field(discriminator="name")]
+
+
+class MixtureConfig(TaskBase):
+    """Several tasks trained together; each step's prompts are split among them by weights that are
+    fixed or adapted online (paper recap). Held-out evaluation uses the first task (the target)."""
+
+    name: Literal["mixture"] = Field("mixture", description="task kind")
+    tasks: list[LeafTaskConfig] = Field(min_length=2, description="the tasks; the first is the evaluation target")
+    weights: list[float] | None = Field(None, description="initial sampling weights (None: equal)")
+    reweight: Literal["fixed", "recap"] = Field(
+        "fixed", description="fixed: keep the weights; recap: move weight to objectives whose recent reward is "
+        "low or volatile, away from saturated ones (rlx.tasks.mixture.recap_weights)")
+    window: int = Field(10, ge=2, description="recap: steps of reward history per task")
+    temperature: float = Field(0.5, gt=0, description="recap: softmax temperature of the task scores")
+    floor: float = Field(0.1, ge=0, lt=1, description="recap: share mixed in uniformly so no task starves")
+
+    @model_validator(mode="after")
+    def _weights(self) -> "MixtureConfig":
+        if self.weights is not None and (len(self.weights) != len(self.tasks) or min(self.weights) < 0
+                                         or sum(self.weights) <= 0):
+            raise ValueError(f"weights must be {len(self.tasks)} non-negative numbers with a positive sum")
+        return self
+
+
+TaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, SSLConfig, MixtureConfig],
+                       Field(discriminator="name")]
 
 
 class _TaskSection(Section):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rlx.tasks.arithmetic import ArithmeticTask
 from rlx.tasks.common import VerifiableTask
-from rlx.tasks.config import ArithmeticConfig, CountdownConfig, MathConfig, SSLConfig, TaskBase
+from rlx.tasks.config import ArithmeticConfig, CountdownConfig, MathConfig, MixtureConfig, SSLConfig, TaskBase
 from rlx.tasks.countdown import CountdownTask
 from rlx.tasks.mathdata import MathTask
 
@@ -19,6 +19,10 @@ def make_task(cfg: TaskBase) -> VerifiableTask:
         return CountdownTask(cfg)
     if isinstance(cfg, MathConfig):
         return MathTask(cfg)
+    if isinstance(cfg, MixtureConfig):
+        from rlx.tasks.mixture import MixtureTask
+
+        return MixtureTask(cfg, [make_task(c) for c in cfg.tasks])
     if isinstance(cfg, SSLConfig):
         from rlx.tasks.ssl import SSLTask
 

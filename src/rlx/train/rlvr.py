@@ -22,6 +22,7 @@ from dataclasses import replace
 
 import torch
 
+from rlx.config import ConfigError
 from rlx.evaluation.evaluate import evaluate, write_passk_counts
 from rlx.models import load_policy, save_model
 from rlx.objectives.build import build_objective
@@ -33,6 +34,7 @@ from rlx.rundir import RunDir
 from rlx.sampling.difficulty import DifficultyPool, curate
 from rlx.sampling.prune import Pruner
 from rlx.tasks import make_task
+from rlx.tasks.mixture import MixtureTask
 from rlx.train.checkpoint import read_training_state, write_training_state
 from rlx.train.collect import collect, sampling_params
 from rlx.train.logprobs import sequence_logprobs
@@ -106,7 +108,10 @@ def run(cfg: Config, run: RunDir) -> dict:
     if cfg.difficulty.enabled:  # papers simplerl/drive: before any checkpoint is restored, so a resume rebuilds it
         with rollout_precision():  # pass rates under the same precision as training rollouts
             task = curate(task, engine, tokenizer, cfg.difficulty, sampling_params(cfg.rollout), seed=cfg.seed)
-    pool = task if isinstance(task, DifficultyPool) else None
+    if cfg.difficulty.enabled and cfg.task.name == "mixture":
+        raise ConfigError("config error: difficulty with task.name = 'mixture': curate the pool of one task, or mix tasks")
+    # a task that observes each step's outcomes: the curated pool (papers simplerl, drive) or a mixture (paper recap)
+    pool = task if isinstance(task, DifficultyPool | MixtureTask) else None
     pruner = Pruner(cfg.prune, model.config.hidden_size, cfg.rollout.group_size) if cfg.prune.enabled else None
 
     def held_out_eval(final: bool = False) -> dict[str, float]:
@@ -165,7 +170,7 @@ def run(cfg: Config, run: RunDir) -> dict:
                 collected = collect(engine, task, tokenizer, cfg.rollout, cfg.objective,
                                     seed=cfg.seed * 1_000_003 + step, errors=errors, pruner=pruner, step=step)
             metrics = dict(collected.metrics)
-            if pool is not None:  # papers simplerl/drive: the curated pool sees every group's outcome
+            if pool is not None:  # papers simplerl/drive/recap: the pool or mixture sees every group's outcome
                 pool.observe(collected.attempts)
                 metrics.update(pool.end_step(step))
             batch = collected.batch
