@@ -18,8 +18,8 @@ From the paper:
   correctly (an oracle played those sub-instructions), k(t) = k0 max(0, 1 - t / (f T)), so the
   agent first only has to finish nearly done forms and then ever longer sub-instructions. The
   default k0 = F (the first episodes need only a submit, which teaches what success looks like);
-  `curriculum_start: F-1` starts one sub-instruction away, and learns more slowly
-  (experiments/qweb/results.md).
+  `curriculum_start: F-1` starts one sub-instruction away; on recipes/qweb_form.yaml it did not
+  learn within the budget (experiments/qweb/results.md).
 * **Potential-based reward augmentation** (`potential`, `shaped_rewards`): Phi(s) = fraction of
   fields that hold their instructed value; r' = r + gamma (1 - terminated) Phi(s') - Phi(s).
 
@@ -28,6 +28,7 @@ decays p; here exactly k = floor(k(t)) or ceil(k(t)) (stochastic rounding) rando
 are filled. Elements and instructions are token ids, not words, so QWeb's word embeddings, LSTM
 encoders and word-overlap features become key/value embeddings and an exact key-match feature; a
 Click(e) on a text box does nothing and is left out, so a^C (click vs type) is implied by a^D.
+Exploration is epsilon-greedy, uniform over the F*F + 1 composite actions.
 Phi at a terminal state is 0 (Ng et al.'s condition for an unchanged optimal policy). Not
 implemented: curriculum from demonstrations, goal-simulation curricula, and the meta-learned
 instruction generator (the paper's "meta-trainer").
