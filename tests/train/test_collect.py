@@ -137,3 +137,25 @@ def test_self_consistency_rewards_never_read_the_reference():
     assert out.metrics["rollout/accuracy"] == 3 / 8  # the verifier still measures
     assert out.metrics["rollout/pseudo_label_agreement"] == 5 / 8  # prompt 1's wrong majority disagrees
     assert out.metrics["rollout/majority_share"] == 0.5
+
+
+class FirstProblemBug(OracleTask):
+    """Raises on every right answer to the first problem it ever scores (deterministic under threads)."""
+
+    def score(self, completion, problem):
+        if completion == "RIGHT" and problem.id == self.bad_id:
+            raise ZeroDivisionError("user reward bug")
+        return super().score(completion, problem)
+
+
+def test_reward_workers_give_the_same_batch_and_count_failures():
+    outs = []
+    for workers in (1, 4):
+        task = FirstProblemBug()
+        task.bad_id = task.train_problems(1, seed=0)[0].id  # collect draws with seed * 101 + round = 0
+        errors = RewardErrors()
+        out = collect(ScriptedEngine(task, ["mixed"]), task, TOK,
+                      RolloutConfig(prompts_per_step=2, group_size=4, reward_workers=workers), ObjectiveConfig(), 0,
+                      errors)
+        outs.append((out.batch.rewards.tolist(), out.metrics["rollout/reward_errors"]))
+    assert outs[0] == outs[1] == ([0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0], 2.0)

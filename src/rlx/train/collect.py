@@ -22,7 +22,7 @@ from rlx.objectives.config import ObjectiveConfig
 from rlx.train.rlvr_config import RolloutConfig
 from rlx.types import RolloutBatch
 
-__all__ = ["collect", "Collected", "sampling_params"]
+__all__ = ["collect", "Collected", "sampling_params", "score_all"]
 
 log = logging.getLogger("rlx.rlvr")
 
@@ -32,6 +32,17 @@ class Collected:
     batch: RolloutBatch | None  # None when no group survived selection
     metrics: dict[str, float]
     attempts: list = field(default_factory=list)  # (problem, correct samples, samples) per generated group
+
+
+def score_all(task, texts, problems, workers: int = 1) -> list:
+    """[(Score, traceback | None)] for every completion; with workers > 1 the (stateless) verifier runs
+    on a thread pool, so slow rewards (sandboxed programs, remote reward models) overlap (paper rollart)."""
+    if workers <= 1:
+        return [safe_score(task.score, t, p) for t, p in zip(texts, problems)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda tp: safe_score(task.score, *tp), zip(texts, problems)))
 
 
 def sampling_params(rcfg: RolloutConfig, n: int = 1) -> SamplingParams:
@@ -64,8 +75,8 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         else:
             gen = engine.generate(prompts, params, seed=seed * 101 + r, prune=pruner.plan(step, seed=seed * 101 + r))
         scores = []
-        for i, text in enumerate(gen.texts):
-            s, err = safe_score(task.score, text, problems[i // g])
+        for s, err in score_all(task, gen.texts, [problems[i // g] for i in range(len(gen.texts))],
+                                rcfg.reward_workers):
             if err is not None and errors.record(err):
                 log.warning("reward function failed; the sample scores 0 (logged once per kind):\n%s", err)
             scores.append(s)

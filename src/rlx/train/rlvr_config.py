@@ -30,6 +30,8 @@ class RolloutConfig(Section):
     top_k: int = Field(0, ge=0, description="top-k sampling (0: off)")
     max_new_tokens: int = Field(8, ge=1, le=65536, description="completion length limit")
     stop: list[str] = Field(default_factory=list, description="stop strings (EOS always stops)")
+    reward_workers: int = Field(1, ge=1, le=256,
+        description="verify completions on this many threads (for slow verifiers: sandboxed code, remote judges)")
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1, description="vllm only: share of GPU memory")
 
 

@@ -1,0 +1,78 @@
+"""The code sandbox: what runs, what is refused, what is stopped; execution rewards."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from rlx.rewards.code import fenced_code, execution_reward
+from rlx.rewards.sandbox import SandboxLimits, run_many, run_python
+
+FAST = SandboxLimits(wall_seconds=3, cpu_seconds=1, memory_mb=256, output_bytes=4096)
+
+
+def test_plain_program_with_stdin():
+    r = run_python("import sys; print(sys.stdin.read().upper())", "abc", FAST)
+    assert r.ok and r.returncode == 0 and r.stdout == "ABC\n" and not r.timed_out
+
+
+def test_errors_are_results_not_exceptions():
+    r = run_python("1/0", limits=FAST)
+    assert not r.ok and r.returncode == 1 and "ZeroDivisionError" in r.stderr
+    r = run_python("def f(:", limits=FAST)
+    assert not r.ok and "SyntaxError" in r.stderr
+
+
+@pytest.mark.parametrize("code, message", [
+    ("import socket; socket.socket()", "socket"),
+    ("import subprocess; subprocess.run(['true'])", "subprocess.Popen"),
+    ("import os; os.system('true')", "os.system"),
+    ("import os; os.fork()", "os.fork"),
+    ("import ctypes", "ctypes"),
+])
+def test_network_processes_and_escape_hatches_are_refused(code, message):
+    r = run_python(code, limits=FAST)
+    assert not r.ok and "PermissionError: sandbox" in r.stderr and message in r.stderr
+
+
+def test_files_only_inside_the_temporary_directory(tmp_path):
+    outside = tmp_path / "escape.txt"
+    r = run_python(f"open({str(outside)!r}, 'w').write('x')", limits=FAST)
+    assert not r.ok and not outside.exists()
+    r = run_python("import os; open('a.txt', 'w').write('hi'); print(open('a.txt').read(), os.getcwd())", limits=FAST)
+    assert r.ok and r.stdout.startswith("hi ")
+    workdir = Path(r.stdout.split()[1])
+    assert workdir.name.startswith("rlx-sandbox-") and not workdir.exists()  # deleted afterwards
+
+
+def test_limits_stop_runaway_programs():
+    assert run_python("import time; time.sleep(30)", limits=FAST).timed_out
+    cpu = run_python("while True: pass", limits=FAST)
+    assert not cpu.ok and (cpu.timed_out or cpu.returncode != 0)
+    mem = run_python("x = bytearray(1024 ** 3)", limits=FAST)
+    assert not mem.ok and "MemoryError" in mem.stderr
+    spam = run_python("while True: print('x' * 1000)", limits=FAST)
+    assert not spam.ok and spam.output_capped and len(spam.stdout) <= FAST.max_read_bytes
+
+
+def test_environment_is_empty_and_site_packages_hidden():
+    r = run_python("import os; print(sorted(os.environ))", limits=FAST)
+    assert r.ok and "HOME" not in r.stdout
+    assert not run_python("import numpy", limits=FAST).ok
+    assert os.environ.get("PATH")  # the parent is untouched
+
+
+def test_run_many_keeps_order_and_test_case_rewards():
+    res = run_many([(f"print({i})", "") for i in range(6)], FAST, workers=3)
+    assert [r.stdout.strip() for r in res] == [str(i) for i in range(6)]
+    prog = "print(int(input()) * 2)"
+    assert execution_reward(prog, [("3", "6"), ("5", "10")], FAST) == 1.0
+    assert execution_reward(prog, [("3", "6"), ("5", "11"), ("x", "0")], FAST, workers=2) == pytest.approx(1 / 3)
+    assert execution_reward("while True: pass", [("", "")], FAST) == 0.0
+    with pytest.raises(ValueError):
+        execution_reward(prog, [])
+
+
+def test_fenced_code():
+    assert fenced_code("text\n```python\nprint(1)\n```\nmore ```py\nprint(2)\n```") == "print(2)\n"
+    assert fenced_code("print(3)") == "print(3)"
