@@ -40,11 +40,22 @@ def run_conditions(conditions: dict[str, list[str]], recipe: str, *, seeds: int,
     return code
 
 
-def mean_ci(x) -> str:
+def mean_ci(x, digits: int = 4) -> str:
     """'mean [low, high]': the mean and its 95% percentile-bootstrap interval over runs (10,000 resamples)."""
     import numpy as np
 
     from rlx.evaluation.stats import bootstrap_ci
 
     point, low, high = bootstrap_ci(np.array(x, dtype=float), statistic="mean", reps=10_000, seed=0)
-    return f"{point:.4f} [{low:.4f}, {high:.4f}]"
+    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def sweep_args(doc: str, out: str, seeds: int = 3):
+    """The command line every multi-seed experiment shares: --seeds, --parallel, --out."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=seeds)
+    ap.add_argument("--parallel", type=int, default=2)
+    ap.add_argument("--out", default=out)
+    return ap.parse_args()

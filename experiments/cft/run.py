@@ -15,23 +15,18 @@ whose one-shot GRPO on this problem is the RL reference). Runs go to runs/cft.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sweeps import ROOT, mean_ci, run_conditions  # noqa: E402
+from sweeps import ROOT, mean_ci, run_conditions, sweep_args  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--parallel", type=int, default=2)
-    ap.add_argument("--out", default="runs/cft")
-    args = ap.parse_args()
+    args = sweep_args(__doc__, "runs/cft")
     common = ["train.checkpoint_every=0", "eval.every=0", "eval.n=2430"]
     conditions = {"cft": common,
                   "cft_lr3e-5": [*common, "train.optim.lr=3e-5"],

@@ -27,8 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qvla.run import evaluate, policy, states  # noqa: E402
+from sweeps import mean_ci  # noqa: E402
 
-from rlx.evaluation.stats import bootstrap_ci  # noqa: E402
 from rlx.quant import hbvla as hb  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -53,11 +53,6 @@ def quantized(seed: int, variant: str, calib: torch.Tensor):
     return net, sum(bits[n] * k for n, k in sizes.items()) / sum(sizes.values())  # weight-averaged
 
 
-def ci(x, d=3):
-    m, lo, hi = bootstrap_ci(np.asarray(x, dtype=float), statistic="mean", reps=10_000, seed=0)
-    return f"{m:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
-
-
 def main() -> None:
     torch.set_num_threads(1)
     methods = list(VARIANTS)
@@ -79,12 +74,12 @@ def main() -> None:
              f"Mean [95% bootstrap interval] over {len(SEEDS)} policies (seeds).", "",
              "| method | action agreement | greedy return | bits per weight (with scales) |", "|---|---|---|---|"]
     for name, rows in res.items():
-        lines.append(f"| {name} | {ci([r[0] for r in rows])} | {ci([r[1] for r in rows], 1)} | "
+        lines.append(f"| {name} | {mean_ci([r[0] for r in rows], 3)} | {mean_ci([r[1] for r in rows], 1)} | "
                      f"{np.mean([r[2] for r in rows]):.2f} |")
     base = res["billm"]
     for name in ("hbvla", "hbvla -haar", "hbvla -policy H"):
         d = [a[0] - b[0] for a, b in zip(res[name], base)]
-        lines.append(f"\n{name} minus billm, action agreement, paired by seed: {ci(d)}")
+        lines.append(f"\n{name} minus billm, action agreement, paired by seed: {mean_ci(d, 3)}")
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

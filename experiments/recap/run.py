@@ -16,13 +16,12 @@ Runs go to runs/recap.   python experiments/recap/run.py
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sweeps import ROOT, mean_ci, rlx, run_conditions  # noqa: E402
+from sweeps import ROOT, mean_ci, rlx, run_conditions, sweep_args  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -35,11 +34,7 @@ def _eval(model: str, ops: str, path: Path) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--parallel", type=int, default=2)
-    ap.add_argument("--out", default="runs/recap")
-    args = ap.parse_args()
+    args = sweep_args(__doc__, "runs/recap")
     common = ["train.checkpoint_every=0", "eval.every=0", "eval.n=1000"]
     conditions = {"target_only": [*common, "task.reweight=fixed", "task.weights=[1,0]"],
                   "fixed": [*common, "task.reweight=fixed"],

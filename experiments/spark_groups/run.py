@@ -21,25 +21,19 @@ Scored by greedy accuracy on all 2430 held-out problems. Runs go to runs/spark_g
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sweeps import ROOT, mean_ci, run_conditions  # noqa: E402
+from sweeps import ROOT, mean_ci, run_conditions, sweep_args  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--parallel", type=int, default=2)
-    ap.add_argument("--out", default="runs/spark_groups")
-    args = ap.parse_args()
-    common = [f"train.steps={args.steps}", "train.checkpoint_every=0", "eval.every=0", "eval.n=2430"]
+    args = sweep_args(__doc__, "runs/spark_groups")
+    common = ["train.steps=500", "train.checkpoint_every=0", "eval.every=0", "eval.n=2430"]
     qh = ["objective.uncertainty_range=[-100,200]"]
     conditions = {"grpo": common,
                   "spark_sc": [*common, "task.reward.source=self_consistency"],

@@ -15,23 +15,18 @@ arithmetic task itself for the same 500 steps reaches 0.463, experiments/nsr). R
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sweeps import ROOT, mean_ci, rlx, run_conditions  # noqa: E402
+from sweeps import ROOT, mean_ci, rlx, run_conditions, sweep_args  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--parallel", type=int, default=2)
-    ap.add_argument("--out", default="runs/ssl4rl")
-    args = ap.parse_args()
+    args = sweep_args(__doc__, "runs/ssl4rl")
     common = ["train.checkpoint_every=0", "eval.every=0", "eval.n=1000"]
     conditions = {"masked_digit": common, "reversed": [*common, "task.pretext=reversed"]}
     out = ROOT / args.out
