@@ -9,7 +9,7 @@ SEEDS seeds each:
     recap         shares moved each step toward the task whose recent accuracy is low or volatile
                   (window 10 steps, temperature 0.5, floor 0.1)
 
-Scored on held-out problems of each skill: '*' by the run's own final evaluation (1000 problems),
+Scored on held-out problems of each skill: '*' by the run's own final evaluation (800 problems: the held-out space of 2-digit products has 825),
 '+-' by `rlx eval RUN/model --task arithmetic task.operators=+- --n 1000 --samples 0`.
 Runs go to runs/recap.   python experiments/recap/run.py
 """
@@ -35,7 +35,7 @@ def _eval(model: str, ops: str, path: Path) -> float:
 
 def main() -> int:
     args = sweep_args(__doc__, "runs/recap")
-    common = ["train.checkpoint_every=0", "eval.every=0", "eval.n=1000"]
+    common = ["train.checkpoint_every=0", "eval.every=0", "eval.n=800"]
     conditions = {"target_only": [*common, "task.reweight=fixed", "task.weights=[1,0]"],
                   "fixed": [*common, "task.reweight=fixed"],
                   "recap": common}
@@ -54,7 +54,7 @@ def main() -> int:
         t = [s["eval/accuracy"] for s in seeds.values()]
         g = [general[name][k] for k in seeds]
         lines.append(f"| {name} | {mean_ci(t)} | {mean_ci(g)} | {mean_ci([(a + b) / 2 for a, b in zip(t, g)])} |")
-    (HERE / "results.md").write_text("Produced by `python experiments/recap/run.py` (1000 held-out problems per skill; "
+    (HERE / "results.md").write_text("Produced by `python experiments/recap/run.py` (800 held-out '*' and 1000 '+-' problems; "
                                      f"mean [95% bootstrap interval] over {args.seeds} seeds).\n\n" + "\n".join(lines) + "\n")
     print((HERE / "results.md").read_text())
     return code
