@@ -5,6 +5,7 @@ SEEDS seeds each:
 
     masked_digit   recover the digit hidden by '?' in an unlabeled equation 'a op b=c'
     reversed       say whether the equation text is written backwards
+    masked_digit_lr5e-5, reversed_lr5e-5   the same at lr 5e-5 (the pretexts are barely learned at 1e-5)
 
 Each trained model is then scored with `rlx eval MODEL --task arithmetic --n 2430 --samples 0` (greedy
 accuracy on all 2430 held-out arithmetic problems; assets/arith-base scores 0.3877, and GRPO on the
@@ -28,7 +29,9 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     args = sweep_args(__doc__, "runs/ssl4rl")
     common = ["train.checkpoint_every=0", "eval.every=0", "eval.n=1000"]
-    conditions = {"masked_digit": common, "reversed": [*common, "task.pretext=reversed"]}
+    conditions = {"masked_digit": common, "reversed": [*common, "task.pretext=reversed"],
+                  "masked_digit_lr5e-5": [*common, "train.optim.lr=5e-5"],
+                  "reversed_lr5e-5": [*common, "task.pretext=reversed", "train.optim.lr=5e-5"]}
     out = ROOT / args.out
     code = run_conditions(conditions, "recipes/arith_ssl4rl.yaml", seeds=args.seeds, out=out, dest=HERE,
                           metrics=["eval/accuracy"], parallel=args.parallel)
