@@ -52,13 +52,15 @@ def main() -> int:
 def write_table(summaries: dict, path: Path) -> None:
     first = next(iter(summaries["grpo"].values()))
     base = summaries["grpo"]
-    lines = ["| condition | held-out greedy accuracy | minus grpo (paired by seed) |", "|---|---|---|",
-             f"| base (before RL) | {first['eval/accuracy_before']:.4f} | |"]
+    lines = ["| condition | seeds | held-out greedy accuracy | minus grpo (paired by seed) |", "|---|---|---|---|",
+             f"| base (before RL) | | {first['eval/accuracy_before']:.4f} | |"]
     for name, seeds in summaries.items():
         d = mean_ci([s["eval/accuracy"] - base[k]["eval/accuracy"] for k, s in seeds.items()]) if name != "grpo" else ""
-        lines.append(f"| {name} | {mean_ci([s['eval/accuracy'] for s in seeds.values()])} | {d} |")
-    path.write_text("Produced by `python experiments/spark_groups/run.py` (all 2430 held-out problems; mean [95% "
-                    f"bootstrap interval] over {len(base)} seeds).\n\n" + "\n".join(lines) + "\n")
+        lines.append(f"| {name} | {len(seeds)} | {mean_ci([s['eval/accuracy'] for s in seeds.values()])} | {d} |")
+    path.write_text("Produced by `python experiments/spark_groups/run.py` (3 seeds each; grpo and puzzlecraft were "
+                    "extended to seeds 3-4 with `rlx sweep ... --seeds 5 --skip-done`; all 2430 held-out problems; "
+                    "mean [95% bootstrap interval] over seeds, differences paired by seed).\n\n"
+                    + "\n".join(lines) + "\n")
     print(path.read_text())
 
 
