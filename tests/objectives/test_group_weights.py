@@ -52,6 +52,10 @@ def test_objective_group_scale_combines_both_and_is_off_by_default():
     # group 1: u = 1 and D = 1 -> exp(-0.2) * 1; group 2: u = 0 and D = 0 -> 1 * 0.5
     torch.testing.assert_close(s, torch.tensor([math.exp(-0.2), 0.5]))
     assert set(m) == {"uncertainty_scale_mean", "dispersion_mean"}
+    with pytest.raises(ValueError, match="whole groups"):
+        obj.group_scale(answers[:3], 2)
+    with pytest.raises(ValueError, match="whole groups"):
+        obj.group_scale([], 2)
 
 
 def test_uncertainty_range_validated_at_load():

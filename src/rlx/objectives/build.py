@@ -118,6 +118,9 @@ class Objective:
     def group_scale(self, answers: list[str | None], group_size: int) -> tuple[torch.Tensor, Metrics]:
         """[B] multiplier of each group's advantages from its answers (1 when neither scale is on)."""
         c = self.cfg
+        if not answers or len(answers) % group_size:
+            raise ValueError(f"group_scale needs the answers of whole groups of {group_size}, got {len(answers)} "
+                             "(does the rollout engine return texts?)")
         scale = torch.ones(len(answers) // group_size)
         metrics: Metrics = {}
         if c.uncertainty_alpha > 0:
