@@ -19,7 +19,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from rlx.models import ModelConfig, TinyModelConfig, load_policy, save_model
 
     cfg = ModelConfig(tiny=TinyModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=4,
-                                           intermediate_size=64, max_position=64))
+                                           intermediate_size=64, max_position=512))
     model, tok = load_policy(cfg, seed=0)
     return save_model(model, tok, tmp_path_factory.mktemp("tiny") / "model")
 

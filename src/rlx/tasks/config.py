@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from rlx.config import Section, build_config
 from rlx.rewards.config import RewardConfig
 
-__all__ = ["TaskBase", "ArithmeticConfig", "CountdownConfig", "MathConfig", "SSLConfig", "MixtureConfig", "TaskConfig",
+__all__ = ["TaskBase", "ArithmeticConfig", "CountdownConfig", "MathConfig", "SSLConfig", "MixtureConfig", "CodeConfig", "TaskConfig",
            "load_task_config"]
 
 _OPS = "+-*/"
@@ -140,6 +140,16 @@ class MathConfig(TaskBase):
         return self
 
 
+class CodeConfig(MathConfig):
+    """Programming problems verified by running the program in the sandbox against tests."""
+
+    name: Literal["code"] = Field("code", description="task kind")  # type: ignore[assignment]
+    answer_field: str = Field("tests", min_length=1, description="field holding the tests: [stdin, stdout] pairs "
+                              "(the program reads stdin) or assert statements (run after the program)")
+    timeout_seconds: float = Field(5.0, gt=0, le=600, description="wall-clock limit of one sandboxed test run")
+    memory_mb: int = Field(512, ge=16, le=65536, description="address-space limit of one sandboxed test run")
+
+
 class SSLConfig(TaskBase):
     """Self-supervised pretext tasks made from unlabeled arithmetic equations (paper ssl4rl)."""
 
@@ -150,7 +160,8 @@ class SSLConfig(TaskBase):
     source: ArithmeticConfig = Field(default_factory=ArithmeticConfig, description="the equations the pretexts are made from")
 
 
-LeafTaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, SSLConfig], Field(discriminator="name")]
+LeafTaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, CodeConfig, SSLConfig],
+                          Field(discriminator="name")]
 
 
 class MixtureConfig(TaskBase):
@@ -175,7 +186,7 @@ class MixtureConfig(TaskBase):
         return self
 
 
-TaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, SSLConfig, MixtureConfig],
+TaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, CodeConfig, SSLConfig, MixtureConfig],
                        Field(discriminator="name")]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rlx.tasks.arithmetic import ArithmeticTask
 from rlx.tasks.common import VerifiableTask
-from rlx.tasks.config import ArithmeticConfig, CountdownConfig, MathConfig, MixtureConfig, SSLConfig, TaskBase
+from rlx.tasks.config import (ArithmeticConfig, CodeConfig, CountdownConfig, MathConfig, MixtureConfig, SSLConfig,
+                              TaskBase)
 from rlx.tasks.countdown import CountdownTask
 from rlx.tasks.mathdata import MathTask
 
@@ -17,6 +18,10 @@ def make_task(cfg: TaskBase) -> VerifiableTask:
         return ArithmeticTask(cfg)
     if isinstance(cfg, CountdownConfig):
         return CountdownTask(cfg)
+    if isinstance(cfg, CodeConfig):  # before MathConfig: a CodeConfig is one
+        from rlx.tasks.code import CodeTask
+
+        return CodeTask(cfg)
     if isinstance(cfg, MathConfig):
         return MathTask(cfg)
     if isinstance(cfg, MixtureConfig):

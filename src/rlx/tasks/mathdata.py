@@ -43,10 +43,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_rows(cfg: MathConfig, split: str | None = None) -> list[dict[str, Any]]:
-    """The raw rows of the configured source (`split` overrides cfg.split for datasets)."""
+def load_rows(cfg: MathConfig, split: str | None = None, sample: Path = SAMPLE_PATH) -> list[dict[str, Any]]:
+    """The raw rows of the configured source (`split` overrides cfg.split for datasets; `sample` is the
+    file used when neither path nor dataset is set)."""
     if cfg.dataset is None:
-        path = Path(cfg.path) if cfg.path is not None else SAMPLE_PATH
+        path = Path(cfg.path) if cfg.path is not None else sample
         if path.suffix == ".parquet":
             try:
                 import pyarrow.parquet as pq
@@ -67,6 +68,7 @@ def load_rows(cfg: MathConfig, split: str | None = None) -> list[dict[str, Any]]
 
 class MathTask(VerifiableTask):
     name = "math"
+    sample_path = SAMPLE_PATH
     default_templates = {
         "plain": "{question}\nAnswer: ",
         "boxed": "{question}\nPut your final answer within \\boxed{{}}.",
@@ -76,9 +78,9 @@ class MathTask(VerifiableTask):
     def __init__(self, cfg: MathConfig) -> None:
         super().__init__(cfg)
         self.cfg: MathConfig = cfg
-        problems = self._problems(load_rows(cfg), "split")
+        problems = self._problems(load_rows(cfg, sample=self.sample_path), "split")
         if cfg.heldout_split is not None:
-            held = self._problems(load_rows(cfg, cfg.heldout_split), "heldout_split")
+            held = self._problems(load_rows(cfg, cfg.heldout_split, self.sample_path), "heldout_split")
             ids = {p.id for p in held}
             self._train = [p for p in problems if p.id not in ids]
             self._heldout = held
@@ -97,13 +99,17 @@ class MathTask(VerifiableTask):
                 if key not in row:
                     raise ConfigError(f"config error: task.{field_name} = {key!r}: not a field of row {i} "
                                       f"of the {where} (fields: {sorted(row)[:10]})")
-            question, answer = str(row[q]).strip(), final_answer(str(row[a]))
+            question, answer = str(row[q]).strip(), self._answer(row[a], i, where)
             pid = problem_id(self.name, " ".join(question.split()))
             if pid in seen:
                 continue
             seen.add(pid)
             out.append(Problem(id=pid, question=question, answer=answer, meta={"row": i}))
         return out
+
+    def _answer(self, value: Any, row: int, where: str) -> str:
+        """The reference answer of one row (GSM8K's `#### 42` reduced to `42`)."""
+        return final_answer(str(value))
 
     def train_problems(self, n: int, seed: int) -> list[Problem]:
         """`n` problems sampled without replacement per pass over the training pool."""
