@@ -33,7 +33,9 @@ from rlx.quant import hbvla as hb  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SEEDS = [0, 1, 2, 3, 4]
-GROUP, SALIENT = 8, 0.1
+SALIENT = 0.1
+GROUP = int(sys.argv[sys.argv.index("--group") + 1]) if "--group" in sys.argv else 8  # columns per group
+SUFFIX = "" if GROUP == 8 else f"_g{GROUP}"  # results_g64.md for --group 64
 
 
 VARIANTS = {  # name -> quantize_policy arguments
@@ -69,9 +71,9 @@ def main() -> None:
             res.setdefault(method, []).append((agree, ret, bits))
             print(f"seed {seed} {method}: agree {agree:.3f} return {ret:.1f} bits {bits:.2f}", file=sys.stderr,
                   flush=True)
-    (HERE / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    (HERE / f"results{SUFFIX}.json").write_text(json.dumps(res, indent=1) + "\n")
     lines = ["# HBVLA-style 1-bit quantization of control policies (paper hbvla)", "", __doc__.strip(), "",
-             f"Mean [95% bootstrap interval] over {len(SEEDS)} policies (seeds).", "",
+             f"Groups of {GROUP} columns. Mean [95% bootstrap interval] over {len(SEEDS)} policies (seeds).", "",
              "| method | action agreement | greedy return | bits per weight (with scales) |", "|---|---|---|---|"]
     for name, rows in res.items():
         lines.append(f"| {name} | {mean_ci([r[0] for r in rows], 3)} | {mean_ci([r[1] for r in rows], 1)} | "
@@ -80,7 +82,7 @@ def main() -> None:
     for name in ("hbvla", "hbvla -haar", "hbvla -policy H"):
         d = [a[0] - b[0] for a, b in zip(res[name], base)]
         lines.append(f"\n{name} minus billm, action agreement, paired by seed: {mean_ci(d, 3)}")
-    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+    (HERE / f"results{SUFFIX}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
