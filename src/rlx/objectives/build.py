@@ -57,7 +57,7 @@ class LossInputs:
     old_values: torch.Tensor | None = None  # [n, T] value head before the update (gae only)
     returns: torch.Tensor | None = None  # [n, T] value targets from `advantages` (gae only)
     degraded_logprobs: torch.Tensor | None = None  # [n, T] policy on the degraded prompt (qhawkeye), detached
-    perception_coef: float = 0.0  # this step's weight of the implicit perception loss
+    perception_coef: float | None = None  # this step's perception weight (scheduled); None: the config's
 
     def __post_init__(self) -> None:
         shape = self.logprobs.shape
@@ -211,8 +211,8 @@ class Objective:
         if x.degraded_logprobs is not None:  # paper qhawkeye: maximise KL to the degraded-input policy
             kld = perception_kl(x.logprobs, x.degraded_logprobs)
             local["perception_kl"] = kld.detach()
-            total = total - x.perception_coef * kld
-        elif c.perception_coef > 0:
+            total = total - (c.perception_coef if x.perception_coef is None else x.perception_coef) * kld
+        elif (c.perception_coef if x.perception_coef is None else x.perception_coef) > 0:
             raise ValueError("objective.perception_coef > 0 needs LossInputs.degraded_logprobs")
         loss = aggregate(total, mask, c.aggregation, normalizer, self.max_len)
         if self.needs_values:

@@ -202,8 +202,11 @@ def run(cfg: Config, run: RunDir) -> dict:
                     prepared = Prepared(batch, adv.advantages, old, ref, old_values, adv.returns)
                     if objective.cfg.perception_coef > 0:  # paper qhawkeye: the same tokens, digits masked
                         coef = perception_coef(step - 1, objective.cfg.perception_coef, objective.cfg.perception_zero_step)
-                        degraded = replace(batch, prompt_ids=degrade_ids(batch.prompt_ids, batch.prompt_mask, mask_table))
-                        prepared = replace(prepared, degraded_logprobs=_score(model, degraded)[0], perception_coef=coef)
+                        degraded = None
+                        if coef > 0:  # annealed to 0: no extra forward pass
+                            masked = replace(batch, prompt_ids=degrade_ids(batch.prompt_ids, batch.prompt_mask, mask_table))
+                            degraded = _score(model, masked)[0]
+                        prepared = replace(prepared, degraded_logprobs=degraded, perception_coef=coef)
                         metrics["train/perception_coef"] = coef
                     if cfg.d3s.sample_keep_start is not None or cfg.d3s.token_keep_start is not None:
                         prepared, dm = d3s_select(prepared, cfg.d3s, step, model)

@@ -33,7 +33,7 @@ class Prepared:
     old_values: torch.Tensor | None = None
     returns: torch.Tensor | None = None
     degraded_logprobs: torch.Tensor | None = None  # paper qhawkeye: policy on the degraded prompts
-    perception_coef: float = 0.0
+    perception_coef: float | None = None  # this step's scheduled weight (None: the config's)
 
 
 def _micro_loss(model, objective: Objective, p: Prepared, idx: torch.Tensor, norm, value_head):
