@@ -37,9 +37,8 @@ import torch
 from pydantic import Field
 
 from rlx.config import ConfigError, Section
-from rlx.control.datasets import build_dataset, load_dataset
-from rlx.control.envs import GymVecEnv
-from rlx.control.offline import BCUpdate, DatasetConfig, IQLUpdate, OfflineData, OfflineLoop, sample, train_offline
+from rlx.control.offline import (BCUpdate, DatasetConfig, IQLUpdate, OfflineData, OfflineLoop, as_actions, env_spec,
+                                 load_raw, sample, train_offline)
 from rlx.rundir import RunDir
 from rlx.runtime import seed_everything, set_threads
 
@@ -114,16 +113,13 @@ class Config(Section):
 
 def _data(cfg: Config) -> tuple[OfflineData, dict]:
     ds = cfg.dataset
-    raw = load_dataset(ds.path) if ds.path else build_dataset(ds.env, ds.kind, ds.transitions, ds.seed)
+    raw = load_raw(ds)
     ep = episode_ids(raw["terminals"], raw["timeouts"])
     success = episode_success(ds.env, raw, ep, cfg.success_window)
     rewards = sparse_success_rewards(ep, success, cfg.gamma, cfg.success_k)
     done = (raw["terminals"] | raw["timeouts"]).astype(np.float32)  # the task ends with the episode
-    probe = GymVecEnv(ds.env, 1, seed=0)
-    spec = probe.spec
-    probe.close()
-    actions = torch.as_tensor(raw["actions"])
-    actions = actions.long() if spec.discrete else actions.float().reshape(len(actions), -1)
+    spec = env_spec(ds.env)
+    actions = as_actions(raw["actions"], spec)
     obs = torch.as_tensor(raw["observations"], dtype=torch.float32)
     zeros, ones = torch.zeros(obs.shape[1]), torch.ones(obs.shape[1])
     data = OfflineData(obs, actions, torch.as_tensor(rewards), torch.as_tensor(raw["next_observations"]),

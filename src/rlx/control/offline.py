@@ -31,7 +31,8 @@ from rlx.control.envs import EnvSpec, GymVecEnv
 from rlx.control.losses import expectile_loss, huber, quantile_target
 from rlx.control.networks import mlp
 
-__all__ = ["DatasetConfig", "CorruptionConfig", "OfflineData", "OfflineLoop", "prepare_data", "Policy", "Critic",
+__all__ = ["DatasetConfig", "CorruptionConfig", "OfflineData", "OfflineLoop", "prepare_data", "load_raw", "env_spec",
+           "as_actions", "Policy", "Critic",
            "IQLUpdate", "BCUpdate", "train_offline"]
 
 
@@ -62,12 +63,30 @@ class OfflineData:
     obs_std: torch.Tensor  # [D]
 
 
+def load_raw(ds: DatasetConfig) -> dict:
+    """The dataset's D4RL-style arrays: from `path`, or built in memory."""
+    return load_dataset(ds.path) if ds.path else build_dataset(ds.env, ds.kind, ds.transitions, ds.seed)
+
+
+def env_spec(env_id: str) -> EnvSpec:
+    """Observation / action spec of `env_id` (from a throwaway one-env instance)."""
+    probe = GymVecEnv(env_id, 1, seed=0)
+    try:
+        return probe.spec
+    finally:
+        probe.close()
+
+
+def as_actions(actions, spec: EnvSpec) -> torch.Tensor:
+    """[N] long (discrete) or [N, A] float (continuous) action tensor."""
+    a = torch.as_tensor(actions)
+    return a.long() if spec.discrete else a.float().reshape(len(a), -1)
+
+
 def prepare_data(ds: DatasetConfig, corruption: CorruptionConfig, normalize_obs: bool, reward_scale: float,
                  corruption_seed: int) -> OfflineData:
-    raw = load_dataset(ds.path) if ds.path else build_dataset(ds.env, ds.kind, ds.transitions, ds.seed)
-    probe = GymVecEnv(ds.env, 1, seed=0)
-    spec = probe.spec
-    probe.close()
+    raw = load_raw(ds)
+    spec = env_spec(ds.env)
     if corruption.kind is not None:
         if corruption.mode == "adversarial":
             from rlx.config import ConfigError
@@ -82,8 +101,7 @@ def prepare_data(ds: DatasetConfig, corruption: CorruptionConfig, normalize_obs:
     mean, std = obs.mean(0), obs.std(0).clamp_min(1e-3)
     if not normalize_obs:
         mean, std = torch.zeros_like(mean), torch.ones_like(std)
-    actions = torch.as_tensor(raw["actions"])
-    actions = actions.long() if spec.discrete else actions.float().reshape(len(actions), -1)
+    actions = as_actions(raw["actions"], spec)
     return OfflineData((obs - mean) / std, actions, torch.as_tensor(raw["rewards"], dtype=torch.float32) * reward_scale,
                        (nxt - mean) / std, torch.as_tensor(raw["terminals"], dtype=torch.float32), spec, mean, std)
 
