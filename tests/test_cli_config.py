@@ -16,6 +16,18 @@ def test_overrides_parse_yaml_values_and_nest():
     assert data == {"train": {"lr": 3e-5, "steps": 7}, "a": {"b": {"c": True}}, "name": "x"}
 
 
+def test_off_and_no_stay_strings_only_true_false_are_bools(tmp_path):
+    # YAML 1.1 would read `off` / `no` / `on` as bools and reject `pear.level: off` as "False"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("kind: sft\ntask: {name: arithmetic}\ntrain:\n  pear: {level: off}\n  x: [no, on, yes, True, false]\n")
+    from rlx.config import read_yaml
+    assert read_yaml(recipe)["train"] == {"pear": {"level": "off"}, "x": ["no", "on", "yes", True, False]}
+    assert apply_overrides({}, ["train.pear.level=off", "a=false"]) == {"train": {"pear": {"level": "off"}}, "a": False}
+    recipe.write_text("kind: sft\nmodel: {tiny: {}}\ntask: {name: arithmetic}\ntrain:\n  pear: {level: off}\n")
+    _, cfg = load_recipe(str(recipe), [])
+    assert cfg.train.pear.level == "off"
+
+
 def test_override_without_equals_is_an_error():
     with pytest.raises(ConfigError, match="section.field=value"):
         apply_overrides({}, ["train.lr"])

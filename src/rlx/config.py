@@ -15,6 +15,7 @@ Usage:
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,13 +47,28 @@ class ConfigError(ValueError):
 C = TypeVar("C", bound=BaseModel)
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false (any case) are bools, so `level: off` or
+    `mode: no` stay strings, as recipe authors mean them (YAML 1.1 reads on/off/yes/no as bools)."""
+
+
+_Loader.yaml_implicit_resolvers = {k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+def _load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a recipe file into a dict; a missing or malformed file is a ConfigError."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config error: recipe file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = _load(p.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"config error: {p} is not valid YAML: {str(e).splitlines()[0]}") from None
     if data is None:
@@ -65,7 +81,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def _parse_value(text: str) -> Any:
     """YAML scalar, except that numbers YAML 1.1 misses (`3e-5`) are floats, as users mean them."""
     try:
-        value = yaml.safe_load(text)
+        value = _load(text)
     except yaml.YAMLError:
         return text
     if isinstance(value, str):
