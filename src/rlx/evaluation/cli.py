@@ -3,6 +3,7 @@
     rlx eval assets/arith-base --task arithmetic --n 500 --samples 16
     rlx eval runs/q4 --task arithmetic task.max_operands=3 --out runs/q4-eval
     rlx eval assets/arith-base --task arithmetic --rast-rl SMALL_RL --rast-base SMALL_BASE   # paper rast
+    rlx eval assets/arith-base --task arithmetic --split generalization --samples 0  # paper seedbench
 
 CHECKPOINT is a Hugging Face directory or hub id (the same path users with network take).
 Task options are dotted overrides of the task config (`task.FIELD=VALUE`). With --out, the run
@@ -36,6 +37,8 @@ class EvalRunConfig(Section):
     device: str = Field("auto", description="auto, cpu or cuda")
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 = 1 (best for small models)")
     rast: RastConfig | None = Field(None, description="decode with a small model pair's RL logit shift (paper rast)")
+    split: Literal["heldout", "generalization", "levels"] = Field(
+        "heldout", description="heldout: the task's held-out set; generalization / levels: rlx.tasks.splits")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,6 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rast-rl", default=None, help="RAST: a small model after RL (needs --rast-base)")
     p.add_argument("--rast-base", default=None, help="RAST: the same small model before RL")
     p.add_argument("--rast-alpha", type=float, default=1.0, help="RAST: shift strength (default 1)")
+    p.add_argument("--split", choices=["heldout", "generalization", "levels"], default="heldout",
+                   help="heldout: the task's held-out set (default); generalization: the three levels "
+                   "in_distribution / harder / new_composition (paper seedbench); levels: those plus the "
+                   "operands x digits ladder (paper randcalc); arithmetic tasks only")
     p.add_argument("--json", dest="json_path", default=None, help="also write the result JSON here")
 
 
@@ -63,6 +70,8 @@ def _config(args) -> tuple[EvalRunConfig, object]:
     bad = [o for o in args.overrides if not o.startswith("task.")]
     if bad:
         raise ConfigError(f"config error: override {bad[0]!r}: rlx eval takes only task.FIELD=VALUE overrides")
+    if args.split != "heldout" and args.task != "arithmetic":
+        raise ConfigError(f"config error: --split {args.split}: the generalisation levels exist only for --task arithmetic")
     if (args.rast_rl is None) != (args.rast_base is None):
         raise ConfigError("config error: rast: give both --rast-rl and --rast-base (the small model after and before RL)")
     rast = None if args.rast_rl is None else {"rl": args.rast_rl, "base": args.rast_base, "alpha": args.rast_alpha}
@@ -71,7 +80,7 @@ def _config(args) -> tuple[EvalRunConfig, object]:
         "checkpoint": args.checkpoint, "seed": args.seed, "task": task_data, "device": args.device,
         "eval": {"n": args.n, "samples": args.samples, "temperature": args.temperature,
                  "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size},
-        "rast": rast,
+        "rast": rast, "split": args.split,
     })
     try:
         task_cfg = TypeAdapter(TaskConfig).validate_python(task_data)
@@ -120,24 +129,43 @@ def main(args) -> int:
                                   "one tokenizer for all three models")
         engine = RastEngine(model, tokenizer, small_rl=small_rl, small_base=small_base, alpha=cfg.rast.alpha)
     t0 = time.perf_counter()
-    result = evaluate(engine, task, task.heldout(cfg.eval.n), cfg.eval, tokenizer,
-                      seed=cfg.seed)
-    metrics = {**result.metrics, "time/eval_seconds": time.perf_counter() - t0, "eval/problems": float(cfg.eval.n)}
-    if run is not None:
+    if cfg.split == "heldout":
+        result = evaluate(engine, task, task.heldout(cfg.eval.n), cfg.eval, tokenizer, seed=cfg.seed)
+        metrics = {**result.metrics, "eval/problems": float(cfg.eval.n)}
+    else:
+        result, metrics = _evaluate_split(engine, task, task_cfg, cfg, tokenizer, levels=cfg.split == "levels")
+    metrics["time/eval_seconds"] = time.perf_counter() - t0
+    if run is not None and result is not None:
         from rlx.evaluation.evaluate import write_passk_counts
 
         write_passk_counts(result, cfg.eval.samples, run.path / "passk_counts.json")
+    if run is not None:
         run.log(0, metrics)
         run.write_summary(metrics)
         run.close()
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(metrics, indent=2) + "\n")
     rast = "" if cfg.rast is None else f" + RAST shift of {cfg.rast.rl} - {cfg.rast.base} (alpha {cfg.rast.alpha:g})"
-    table = Table(title=f"{cfg.checkpoint}{rast} on {args.task} ({cfg.eval.n} held-out problems)")
+    where = f"{cfg.eval.n} held-out problems" if cfg.split == "heldout" else f"{cfg.split} split, <= {cfg.eval.n} per level"
+    table = Table(title=f"{cfg.checkpoint}{rast} on {args.task} ({where})")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():
-        table.add_row(k, f"{v:.4f}" if k.startswith("eval/") and k != "eval/problems" else f"{v:.4g}")
+        table.add_row(k, f"{v:.4f}" if k.startswith("eval/") and not k.endswith("problems") else f"{v:.4g}")
     Console().print(table)
     print(json.dumps(metrics), file=sys.stdout)
     return 0
+
+
+def _evaluate_split(engine, task, task_cfg, cfg: EvalRunConfig, tokenizer, levels: bool):
+    """Greedy accuracy (and pass@k) on each named level of `rlx.tasks.splits.evaluation_sets`, as
+    `eval/<level>/<metric>` plus `eval/<level>/problems` (a level may hold fewer than n)."""
+    from rlx.evaluation.evaluate import evaluate
+    from rlx.tasks.splits import evaluation_sets
+
+    metrics: dict[str, float] = {}
+    for name, problems in evaluation_sets(task_cfg, cfg.eval.n, levels=levels).items():
+        result = evaluate(engine, task, problems, cfg.eval, tokenizer, seed=cfg.seed)
+        metrics.update({k.replace("eval/", f"eval/{name}/", 1): v for k, v in result.metrics.items()})
+        metrics[f"eval/{name}/problems"] = float(len(problems))
+    return None, metrics
