@@ -34,6 +34,8 @@ TRAINERS: dict[str, str] = {
     "parl": "rlx.control.parl",
     "grrl": "rlx.control.grrl",
     "qweb": "rlx.control.qweb",
+    "search_agent": "rlx.agents.train",
+    "srl": "rlx.distributed.srl.trainer",
 }
 
 # subcommand -> (module, one-line help); each module has add_arguments(parser) and main(args)

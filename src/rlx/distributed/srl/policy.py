@@ -1,0 +1,91 @@
+"""SRL policy worker: batched inference for all actors, decoupled from env stepping.  Paper: srl
+
+It sleeps until at least one actor's request is waiting, takes every request that is waiting on
+any pipe, pulls the newest weights from the parameter service if there are any, answers all of
+them with one forward pass (epsilon-greedy over Q-values), and sends each actor its rows back with
+the version that produced them. Epsilon follows the same linear schedule as PQN, driven by the
+number of frames this worker has served (the env steps of the whole system).
+
+    loop: ready = wait(pipes); reqs = all waiting; pull(); obs, bounds = batch_requests(reqs)
+          actions = epsilon_greedy(q(obs)); send route_replies(reqs, bounds, actions, version)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlx.control.common import QNetConfig
+from rlx.control.online import linear_epsilon
+from rlx.control.pqn import build_q_network
+from rlx.distributed.srl.actor import POLL_S, should_stop
+from rlx.distributed.srl.params import ParameterService
+from rlx.distributed.srl.streams import InferenceRequest, batch_requests, route_replies
+
+__all__ = ["EpsilonSchedule", "NetSpec", "epsilon_greedy", "take_waiting", "policy_loop"]
+
+
+@dataclass(frozen=True)
+class EpsilonSchedule:
+    total_steps: int
+    start: float
+    end: float
+    fraction: float
+
+    def __call__(self, frames: int) -> float:
+        return linear_epsilon(frames, self.total_steps, self.start, self.end, self.fraction)
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """Enough to build the Q-network in another process (the weights come from the service)."""
+
+    obs_dim: int
+    num_actions: int
+    net: QNetConfig
+
+    def build(self) -> torch.nn.Module:
+        return build_q_network(self.obs_dim, self.num_actions, self.net)
+
+
+def epsilon_greedy(q: torch.Tensor, eps: float, uniform: torch.Tensor, random_actions: torch.Tensor) -> torch.Tensor:
+    """a_i = random_actions_i if uniform_i < eps else argmax_a q[i, a].  Shapes: q [B, A]; the rest [B]."""
+    return torch.where(uniform < eps, random_actions, q.argmax(1))
+
+
+def take_waiting(conns: list[Connection], timeout: float) -> list[InferenceRequest]:
+    """Every request waiting on any pipe (an actor with a ring may have several queued), ordered by
+    actor and, within an actor, first-in first-out (replies must go back in the order asked);
+    [] if none arrived within `timeout` seconds."""
+    out = []
+    for conn in wait(conns, timeout):
+        while conn.poll():
+            out.append(conn.recv())
+    return sorted(out, key=lambda r: r.actor)  # stable: keeps each pipe's FIFO order
+
+
+def policy_loop(conns: list[Connection], params: ParameterService, stop: Any, spec: NetSpec,
+                epsilon: EpsilonSchedule, seed: int, start_frames: int, parent: int) -> None:
+    torch.set_num_threads(1)
+    net = spec.build().requires_grad_(False)
+    gen = torch.Generator().manual_seed(seed)
+    version = params.pull(net, -1)
+    frames = start_frames
+    while not should_stop(stop, parent):
+        requests = take_waiting(conns, POLL_S)
+        if not requests:
+            continue
+        version = params.pull(net, version)
+        obs, bounds = batch_requests(requests)
+        b = obs.shape[0]
+        with torch.no_grad():
+            q = net.q(torch.from_numpy(obs))
+        actions = epsilon_greedy(q, epsilon(frames), torch.rand(b, generator=gen),
+                                 torch.randint(0, spec.num_actions, (b,), generator=gen))
+        frames += b
+        for actor, reply in route_replies(requests, bounds, actions.numpy().astype(np.int64), version):
+            conns[actor].send(reply)
