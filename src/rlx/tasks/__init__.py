@@ -16,7 +16,8 @@ from typing import Any
 _EXPORTS = {
     "Task": "rlx.tasks.base", "Score": "rlx.tasks.base",
     "TaskBase": "rlx.tasks.config", "ArithmeticConfig": "rlx.tasks.config", "CountdownConfig": "rlx.tasks.config",
-    "MathConfig": "rlx.tasks.config", "SSLConfig": "rlx.tasks.config", "CodeConfig": "rlx.tasks.config", "CodeTask": "rlx.tasks.code", "MixtureConfig": "rlx.tasks.config", "MixtureTask": "rlx.tasks.mixture", "SSLTask": "rlx.tasks.ssl", "TaskConfig": "rlx.tasks.config", "load_task_config": "rlx.tasks.config",
+    "MathConfig": "rlx.tasks.config", "SSLConfig": "rlx.tasks.config", "CodeConfig": "rlx.tasks.config", "CodeTask": "rlx.tasks.code", "MixtureConfig": "rlx.tasks.config", "MixtureTask": "rlx.tasks.mixture", "SSLTask": "rlx.tasks.ssl", "StealthConfig": "rlx.tasks.config", "StealthTask": "rlx.tasks.stealth", "VideoConfig": "rlx.tasks.config", "VideoTask": "rlx.tasks.video", "TaskConfig": "rlx.tasks.config", "load_task_config": "rlx.tasks.config",
+    "RLPTConfig": "rlx.tasks.config", "RLPTTask": "rlx.tasks.rlpt",
     "make_task": "rlx.tasks.factory", "VerifiableTask": "rlx.tasks.common",
     "ArithmeticTask": "rlx.tasks.arithmetic", "CountdownTask": "rlx.tasks.countdown", "MathTask": "rlx.tasks.mathdata",
     "problem_id": "rlx.tasks.heldout", "is_heldout": "rlx.tasks.heldout",

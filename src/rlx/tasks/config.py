@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from rlx.config import Section, build_config
 from rlx.rewards.config import RewardConfig
 
-__all__ = ["TaskBase", "ArithmeticConfig", "CountdownConfig", "MathConfig", "SSLConfig", "MixtureConfig", "CodeConfig", "TaskConfig",
+__all__ = ["TaskBase", "ArithmeticConfig", "CountdownConfig", "MathConfig", "SSLConfig", "StealthConfig", "VideoConfig", "RLPTConfig", "MixtureConfig", "CodeConfig", "TaskConfig",
            "load_task_config"]
 
 _OPS = "+-*/"
@@ -160,7 +160,100 @@ class SSLConfig(TaskBase):
     source: ArithmeticConfig = Field(default_factory=ArithmeticConfig, description="the equations the pretexts are made from")
 
 
-LeafTaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, CodeConfig, SSLConfig],
+class VideoConfig(TaskBase):
+    """Synthetic long-"video" QA: temporal questions over a seeded sequence of frames (paper longvideo)."""
+
+    name: Literal["video"] = Field("video", description="task kind")
+    frames: int = Field(16, ge=2, le=4096, description="frames per video (the video's length)")
+    events: int = Field(4, ge=2, le=26, description="size of the event alphabet: each frame shows one of the "
+                        "first `events` letters a, b, c, ...")
+    frame_tokens: int = Field(1, ge=1, le=8, description="characters per frame: the event letter, then "
+                              "frame_tokens - 1 scene digits that no question asks about")
+    questions: list[Literal["count", "after", "order"]] = Field(
+        default_factory=lambda: ["count", "after", "order"], min_length=1,
+        description="question kinds, drawn uniformly: count (how often an event occurs), after (the event "
+        "right after the first occurrence of one), order (which of two events occurs first)")
+    cot: bool = Field(True, description="reference completions carry a short chain of thought before '=answer' "
+                      "(the CoT-SFT stage); False: the bare answer")
+
+    @field_validator("questions")
+    @classmethod
+    def _no_repeats(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("must not repeat a question kind")
+        return v
+
+
+class RLPTConfig(TaskBase):
+    """Next-segment reasoning on an unlabeled corpus of true equations (paper rlpt)."""
+
+    name: Literal["rlpt"] = Field("rlpt", description="task kind")
+    mode: Literal["asr", "msr"] = Field(
+        "asr", description="asr: predict the next segment from the text before it; msr: predict a masked "
+        "middle segment ('?') from the text before and after it")
+    judge: Literal["exact", "consistent"] = Field(
+        "exact", description="exact: the prediction is the true segment verbatim; consistent: put in its place "
+        "it yields a true equation (stand-in for the paper's generative judge)")
+    targets: Literal["any", "operands"] = Field(
+        "any", description="segments that may be cut out: any number (operands and the value), or operands only")
+    source: ArithmeticConfig = Field(default_factory=ArithmeticConfig, description="the generator of the corpus "
+                                     "(its held-out problems never enter the corpus)")
+
+    @model_validator(mode="after")
+    def _cuttable(self) -> "RLPTConfig":
+        if self.source.spaced:
+            raise ValueError("source.spaced must be false (segments are cut from unspaced text)")
+        if self.mode == "asr" and self.targets == "operands" and self.source.min_operands < 2:
+            raise ValueError("asr with targets=operands needs source.min_operands >= 2 (a later operand to predict)")
+        return self
+
+
+class StealthConfig(TaskBase):
+    """Paraphrase attacks on AI-text detectors (paper stealthrl): rewrite a machine-style statement of a
+    true equation so that it keeps its meaning and evades an ensemble of detectors."""
+
+    name: Literal["stealth"] = Field("stealth", description="task kind")
+    min_value: int = Field(10, ge=0, le=10**6, description="smallest addend a, b of the stated relation a + b = c")
+    max_value: int = Field(99, ge=0, le=10**6, description="largest addend a, b")
+    human_space_prob: float = Field(0.8, ge=0, le=1, description="human style: chance of a space at each of the "
+                                    "4 places beside the two symbols (forms uniform over the 8)")
+    reference_space_prob: float = Field(0.1, ge=0, le=1, description="warm-start paraphrases (reference "
+                                        "completions, the SFT stage): the same chance; forms uniform")
+    train_detectors: list[Literal["classifier", "curvature", "binoculars"]] = Field(
+        default_factory=lambda: ["classifier", "curvature"], min_length=1,
+        description="detectors in the reward; the others are held out (evaluation only)")
+    scorer: str = Field("assets/arith-base", description="LM dir: curvature scoring model and Binoculars observer")
+    performer: str = Field("assets/arith-grpo", description="LM dir: Binoculars performer (same tokenizer)")
+    fit_texts: int = Field(1000, ge=10, le=10**6, description="human and as many machine texts fit the classifier")
+    calibration_texts: int = Field(1000, ge=10, le=10**6, description="fresh human texts: thresholds and the "
+                                   "reference distribution of the evasion reward")
+    target_fpr: float = Field(0.01, gt=0, lt=0.5, description="false-positive rate of the calibrated thresholds")
+    detector_seed: int = Field(0, ge=0, description="seed of the detectors' training and calibration texts")
+    combine: Literal["gate", "weighted"] = Field("gate", description="gate: r = 1[preserved] * evasion; "
+                                                 "weighted: r = w * 1[preserved] + (1 - w) * evasion")
+    preserve_weight: float = Field(0.5, ge=0, le=1, description="w of combine=weighted")
+    ngram: int = Field(3, ge=1, le=6, description="classifier: longest character n-gram")
+    classifier_steps: int = Field(300, ge=1, le=100_000, description="classifier: full-batch Adam steps")
+
+    @field_validator("scorer", "performer")
+    @classmethod
+    def _lm_dir(cls, v: str) -> str:
+        if not (Path(v) / "config.json").is_file():
+            raise ValueError(f"no Hugging Face checkpoint (config.json) in {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StealthConfig":
+        if self.min_value > self.max_value:
+            raise ValueError(f"min_value ({self.min_value}) must be <= max_value ({self.max_value})")
+        if len(set(self.train_detectors)) != len(self.train_detectors):
+            raise ValueError("train_detectors must not repeat a detector")
+        if self.answer_format != "plain":
+            raise ValueError("answer_format must be plain (the whole completion is the paraphrase)")
+        return self
+
+
+LeafTaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, CodeConfig, SSLConfig, VideoConfig, RLPTConfig, StealthConfig],
                           Field(discriminator="name")]
 
 
@@ -186,7 +279,7 @@ class MixtureConfig(TaskBase):
         return self
 
 
-TaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, CodeConfig, SSLConfig, MixtureConfig],
+TaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, CodeConfig, SSLConfig, VideoConfig, RLPTConfig, StealthConfig, MixtureConfig],
                        Field(discriminator="name")]
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from rlx.tasks.arithmetic import ArithmeticTask
 from rlx.tasks.common import VerifiableTask
 from rlx.tasks.config import (ArithmeticConfig, CodeConfig, CountdownConfig, MathConfig, MixtureConfig, SSLConfig,
-                              TaskBase)
+                              TaskBase, VideoConfig)
+from rlx.tasks.config import RLPTConfig
+from rlx.tasks.config import StealthConfig
 from rlx.tasks.countdown import CountdownTask
 from rlx.tasks.mathdata import MathTask
 
@@ -32,4 +34,16 @@ def make_task(cfg: TaskBase) -> VerifiableTask:
         from rlx.tasks.ssl import SSLTask
 
         return SSLTask(cfg)
+    if isinstance(cfg, StealthConfig):
+        from rlx.tasks.stealth import StealthTask
+
+        return StealthTask(cfg)
+    if isinstance(cfg, VideoConfig):
+        from rlx.tasks.video import VideoTask
+
+        return VideoTask(cfg)
+    if isinstance(cfg, RLPTConfig):
+        from rlx.tasks.rlpt import RLPTTask
+
+        return RLPTTask(cfg)
     raise TypeError(f"no task for config type {type(cfg).__name__}")
