@@ -128,6 +128,7 @@ class SRLSystem:
 
     def next_segment(self) -> Segment:
         """The next segment on the sample stream (blocks; checks the workers while it waits)."""
+        self.check()  # a failed worker must not hide behind the others' segments
         deadline = time.monotonic() + self.cfg.sample_timeout_s
         while True:
             try:
