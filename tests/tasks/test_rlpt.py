@@ -144,3 +144,12 @@ def test_recipe_runs_two_steps(tiny_model_dir, tmp_path):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "time/rollout" in r] == [1, 2]
     assert f"mode: {mode}" in (out / "config.yaml").read_text()
+
+
+def test_delimited_formats_score_the_wrapped_segment():
+    for mode, fmt in (("asr", "tags"), ("msr", "boxed")):
+        task = make_task(RLPTConfig(mode=mode, answer_format=fmt, judge="consistent"))
+        p = task.train_problems(1, seed=0)[0]
+        assert p.question in task.prompt(p) and task.prompt(p) != p.question
+        assert task.score(task.reference_completion(p), p).reward == 1.0  # correct 1 + format weight 0
+        assert not task.score(p.answer + "1", p).correct  # undelimited and one digit too many

@@ -146,7 +146,8 @@ class RLPTTask(VerifiableTask):
     _templates = {
         "asr": {"plain": "{question}",
                 "boxed": "Continue the text with its next number: {question} Put the number in \\boxed{{}}.",
-                "tags": "Continue the text with its next number: {question} Put the number between <answer> and </answer>."},
+                "tags": "Continue the text with its next number: {question} "
+                        "Put the number between <answer> and </answer>."},
         "msr": {"plain": "{question}>",
                 "boxed": "Find the number hidden by '?': {question} Put it in \\boxed{{}}.",
                 "tags": "Find the number hidden by '?': {question} Put it between <answer> and </answer>."},
