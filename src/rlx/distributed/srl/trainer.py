@@ -22,6 +22,7 @@ shifted by the frame count), and which segments form which update depends on pro
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from typing import Literal
 
 import numpy as np
@@ -106,7 +107,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     def act_greedy(o: torch.Tensor) -> torch.Tensor:
         return q_net.q(o).argmax(1)
 
-    service = ParameterService(num_params(q_net), torch.multiprocessing.get_context(df.start_method))
+    service = ParameterService(num_params(q_net), mp.get_context(df.start_method))
     service.push(q_net, version)
     eps = EpsilonSchedule(cfg.total_steps, cfg.eps_start, cfg.eps_end, cfg.exploration_fraction)
     system = SRLSystem(df, EnvFactory(df.env_id, df.envs_per_group, df.env_backend),
