@@ -134,3 +134,34 @@ def test_exception_in_the_trainer_stops_every_worker():
             raise KeyError("trainer bug")  # actors are blocked on the full sample stream right now
     assert all(_gone(p) for p in pids) and mp.active_children() == []
     assert time.monotonic() - t0 < df.join_timeout_s  # they stopped when asked, no terminate needed
+
+
+PARENT_DIES = """
+import os, multiprocessing as mp
+from rlx.control.common import QNetConfig
+from rlx.distributed.srl.actor import EnvFactory
+from rlx.distributed.srl.params import ParameterService, num_params
+from rlx.distributed.srl.policy import EpsilonSchedule, NetSpec
+from rlx.distributed.srl.system import DataflowConfig, SRLSystem
+spec = NetSpec(4, 2, QNetConfig(hidden=[8]))
+svc = ParameterService(num_params(spec.build()))
+svc.push(spec.build())
+df = DataflowConfig(env_backend="torch", actors=2, ring=1, envs_per_group=2, num_steps=2)
+s = SRLSystem(df, EnvFactory("CartPole-v1", 2, "torch"), spec, svc, EpsilonSchedule(10, 0, 0, 1), 0).start()
+s.next_segment()
+print(*s.pids, flush=True)
+os._exit(0)  # die without stopping the workers (as a SIGKILL would)
+"""
+
+
+def test_workers_exit_by_themselves_when_the_trainer_process_dies():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", PARENT_DIES], capture_output=True, text=True, timeout=120)
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) == 3, out.stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(_gone(p) for p in pids):
+        time.sleep(0.1)
+    assert all(_gone(p) for p in pids)  # each worker noticed it was re-parented within its 0.1 s poll
