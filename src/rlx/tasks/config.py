@@ -214,7 +214,7 @@ class StealthConfig(TaskBase):
 
     name: Literal["stealth"] = Field("stealth", description="task kind")
     min_value: int = Field(10, ge=0, le=10**6, description="smallest addend a, b of the stated relation a + b = c")
-    max_value: int = Field(99, ge=0, le=10**6, description="largest addend a, b")
+    max_value: int = Field(49, ge=0, le=10**6, description="largest addend a, b (49: every number has 2 digits)")
     human_space_prob: float = Field(0.8, ge=0, le=1, description="human style: chance of a space at each of the "
                                     "4 places beside the two symbols (forms uniform over the 8)")
     reference_space_prob: float = Field(0.1, ge=0, le=1, description="warm-start paraphrases (reference "
@@ -222,8 +222,12 @@ class StealthConfig(TaskBase):
     train_detectors: list[Literal["classifier", "curvature", "binoculars"]] = Field(
         default_factory=lambda: ["classifier", "curvature"], min_length=1,
         description="detectors in the reward; the others are held out (evaluation only)")
-    scorer: str = Field("assets/arith-base", description="LM dir: curvature scoring model and Binoculars observer")
-    performer: str = Field("assets/arith-grpo", description="LM dir: Binoculars performer (same tokenizer)")
+    lm_texts: int = Field(2000, ge=10, le=10**6, description="corpus size of each scoring LM (the curvature "
+                          "scorer = Binoculars observer, and the performer, trained on different draws)")
+    lm_machine_share: float = Field(0.9, ge=0, le=1, description="share of machine-style texts in the scoring "
+                                    "LMs' corpus (the rest human-style)")
+    lm_order: int = Field(4, ge=1, le=12, description="order of the scoring LMs (char n-gram LMs: order-1 "
+                          "characters of context)")
     fit_texts: int = Field(1000, ge=10, le=10**6, description="human and as many machine texts fit the classifier")
     calibration_texts: int = Field(1000, ge=10, le=10**6, description="fresh human texts: thresholds and the "
                                    "reference distribution of the evasion reward")
@@ -234,13 +238,6 @@ class StealthConfig(TaskBase):
     preserve_weight: float = Field(0.5, ge=0, le=1, description="w of combine=weighted")
     ngram: int = Field(3, ge=1, le=6, description="classifier: longest character n-gram")
     classifier_steps: int = Field(300, ge=1, le=100_000, description="classifier: full-batch Adam steps")
-
-    @field_validator("scorer", "performer")
-    @classmethod
-    def _lm_dir(cls, v: str) -> str:
-        if not (Path(v) / "config.json").is_file():
-            raise ValueError(f"no Hugging Face checkpoint (config.json) in {v!r}")
-        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> "StealthConfig":
