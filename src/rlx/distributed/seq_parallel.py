@@ -7,9 +7,9 @@ whole sequence's activations. Here, for the Llama/Qwen2 decoders rlx runs lean (
 
 and runs every per-token op (embedding, norms, q/k/v, o, MLP, lm_head) on its own chunk only. Per
 layer, the ranks all-gather the rotated keys and the values (padded to C per rank), and each query at
-global position i attends causally to the keys at positions j <= i from every rank. The result equals
-the single-process forward up to float rounding (tests/distributed/test_seq_parallel.py checks 1e-5
-against the Hugging Face forward on 2 gloo processes).
+global position i attends causally to the keys at positions j <= i from every rank. On 2 gloo processes
+the logits equal the single-process prefill (one rank, no split) bit for bit, and the Hugging Face
+forward to 1e-5 (tests/distributed/test_seq_parallel.py; on the dev machine also bit for bit).
 
 Scope: the prefill's logits (inference; `torch.distributed.all_gather` carries no gradient) of
 unpadded prompts [B, P] (one video per row, equal lengths); keys/values are all-gathered, not passed
