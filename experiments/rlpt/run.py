@@ -9,6 +9,10 @@ RLPT_STEPS steps), SEEDS seeds per condition:
                                 put in place yields a true equation)
     msr_exact, msr_consistent   predict a masked number from both sides ("12+?=46>" -> "34")
 
+(c) How often the judges disagree: 8 samples (temperature 1, the rollout setting) per problem on 200
+held-out RLPT problems from assets/arith-base, scored by each judge (`rlx eval ... --samples 8`, the same
+seeded samples); the pass@1 difference is the share of samples that are consistent but not verbatim.
+
 Each model is scored with `rlx eval MODEL --task arithmetic --n 2430 --samples 0` (greedy accuracy on
 all 2430 held-out arithmetic problems, which the RLPT corpus never contains; assets/arith-base: 0.3877),
 and the consistent-judge models also on RLPT's held-out set with the exact judge (how many rewarded
@@ -60,7 +64,8 @@ def main() -> int:
             if name.endswith("_consistent"):
                 task = [o for o in overrides if o.startswith("task.mode")]
                 verbatim.setdefault(name, {})[run.name] = _eval(
-                    run / "model", run / "rlpt_exact_eval.json", "rlpt", *task, "task.judge=exact", "--max-new-tokens", "8", n=200)
+                    run / "model", run / "rlpt_exact_eval.json", "rlpt", *task, "task.judge=exact",
+                    "--max-new-tokens", "8", n=200)
     then: dict = {}
     for name in THEN_GRPO:
         for run in sorted((out / name).glob("seed_*")):
@@ -70,8 +75,17 @@ def main() -> int:
                     f"train.steps={GRPO_STEPS}", "train.checkpoint_every=0", "eval.every=0", "eval.n=200",
                     "--out", str(dest))
             then.setdefault(name, {})[run.name] = _eval(dest / "model", dest / "arithmetic_eval.json", "arithmetic")
+    gap: dict = {}
+    for mode in ("asr", "msr"):
+        for judge in ("exact", "consistent"):
+            path = out / f"base_samples_{mode}_{judge}.json"
+            if not path.exists():
+                rlx("eval", "assets/arith-base", "--task", "rlpt", f"task.mode={mode}", f"task.judge={judge}",
+                    "--n", "200", "--samples", "8", "--max-new-tokens", "8", "--json", str(path))
+            gap.setdefault(mode, {})[judge] = json.loads(path.read_text())["eval/pass@1"]
     (HERE / "transfer.json").write_text(json.dumps({"rlpt": transfer, "rlpt_exact_rate": verbatim,
-                                                    "rlpt_then_grpo": then}, indent=2, sort_keys=True) + "\n")
+                                                    "rlpt_then_grpo": then, "base_sample_pass@1": gap},
+                                                   indent=2, sort_keys=True) + "\n")
     summaries = json.loads((HERE / "summaries.json").read_text())
     lines = ["| condition | RLPT held-out accuracy before | after (training judge) | after, exact judge | "
              f"arithmetic accuracy after (before: {BASE}) |", "|---|---|---|---|---|"]
@@ -83,6 +97,9 @@ def main() -> int:
     lines += ["", f"| {RLPT_STEPS + GRPO_STEPS} steps in all | arithmetic accuracy |", "|---|---|",
               f"| GRPO alone, 500 steps (experiments/nsr, cited) | {GRPO_500} |"]
     lines += [f"| {name} {RLPT_STEPS} + GRPO {GRPO_STEPS} | {mean_ci(list(then[name].values()))} |" for name in then]
+    lines += ["", "| assets/arith-base, 8 samples x 200 held-out RLPT problems | pass@1 exact | pass@1 consistent |",
+              "|---|---|---|"]
+    lines += [f"| {mode} | {g['exact']:.4f} | {g['consistent']:.4f} |" for mode, g in gap.items()]
     (HERE / "results.md").write_text(
         "Produced by `python experiments/rlpt/run.py --parallel 1` (RLPT accuracy on 200 held-out RLPT "
         "problems; arithmetic accuracy greedy on all 2430 held-out arithmetic problems; mean [95% bootstrap "
