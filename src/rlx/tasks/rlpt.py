@@ -38,8 +38,8 @@ is the equation's hash (8 hex digits, which `is_heldout` reads) followed by the 
 Departures: the paper's documents are web text and its segments sentences, its reward an LLM judge
 (with a prefix-style rule: a prediction that matches the beginning of the continuation counts); here
 documents are single equations, segments numbers and the judge exact arithmetic, so "semantically
-consistent" is checked without a model. The paper trains with a next-token-prediction warm start and
-GRPO; here GRPO from the arithmetic base checkpoint.
+consistent" is checked without a model. Here the policy is trained with GRPO straight from the
+arithmetic base checkpoint, with no cold-start stage that teaches it the msr format first.
 """
 
 from __future__ import annotations
