@@ -48,3 +48,15 @@ def test_heldout_is_disjoint_from_training():
 def test_bad_pretext_is_rejected():
     with pytest.raises(Exception, match="pretext"):
         SSLConfig(pretext="jigsaw")
+
+
+def test_pretexts_never_use_an_equation_the_arithmetic_task_holds_out():
+    # without the filter about 10% of the equations would be ones `rlx eval --task arithmetic` scores
+    from rlx.tasks import ArithmeticConfig, ArithmeticTask
+
+    held = {p.question for p in ArithmeticTask(ArithmeticConfig()).heldout(2430)}  # the whole held-out space
+    for pretext in ("masked_digit", "reversed"):
+        task = make_task(SSLConfig(pretext=pretext))
+        problems = task.train_problems(600, seed=3) + task.heldout(200)
+        lhs = {p.meta["equation"].split("=")[0] for p in problems}
+        assert len(lhs) > 300 and not lhs & held

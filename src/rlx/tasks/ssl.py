@@ -24,7 +24,7 @@ from rlx.rewards.numeric import parse_number
 from rlx.tasks.arithmetic import ArithmeticTask, evaluate_tokens
 from rlx.tasks.common import VerifiableTask
 from rlx.tasks.config import SSLConfig
-from rlx.tasks.heldout import problem_id
+from rlx.tasks.heldout import is_heldout, problem_id
 from rlx.types import Problem
 
 __all__ = ["SSLTask", "equation_text", "unique_digit_positions"]
@@ -76,6 +76,8 @@ class SSLTask(VerifiableTask):
     def _sample(self, rng: random.Random) -> Problem:
         for _ in range(_DRAWS):
             p = self.source._sample(rng)
+            if is_heldout(p.id, self.cfg.source.heldout_fraction):
+                continue  # never train (or evaluate) a pretext on an equation `--task arithmetic` scores
             eq = equation_text(p.question, p.answer)
             if self.cfg.pretext == "reversed":
                 flip = rng.random() < 0.5
