@@ -118,3 +118,15 @@ def test_behaviour_logprobs_match_a_full_forward(monkeypatch):
         lp, _, _ = sequence_logprobs(model, b.prompt_ids, b.prompt_mask, b.completion_ids, b.attention_mask,
                                      group_size=2)
     assert torch.allclose(lp[b.response_mask], b.rollout_logprobs[b.response_mask], atol=1e-5)
+
+
+def test_tool_latency_is_paid_once_per_turn_with_searches(monkeypatch):
+    import rlx.agents.rollout as ro
+
+    slept = []
+    monkeypatch.setattr(ro.time, "sleep", slept.append)
+    tok = char_tokenizer()
+    traj = rollout(ScriptedEngine(tok, ["[kab.A]", "{mot}"]), tok, ENV, [Q], group_size=4,
+                   cfg=TurnConfig(max_turns=4, tool_latency_s=0.2), seed=0, max_len=64)
+    # one turn of 4 parallel searches waits 0.2 s once; the answer turn calls no tool
+    assert traj.batch.rewards.tolist() == [1.0] * 4 and slept == [0.2]

@@ -53,6 +53,7 @@ class AsyncProducer:
         self._out: queue.Queue = queue.Queue(maxsize=max_staleness + 1)
         self._stop = False
         self._error: BaseException | None = None
+        self._threads = torch.get_num_threads()  # OpenMP's thread count is per thread: the producer inherits it
         self._thread = threading.Thread(target=self._loop, args=(start, steps), daemon=True, name="rlx-producer")
         self._thread.start()
 
@@ -86,6 +87,7 @@ class AsyncProducer:
             self._thread.join(timeout=0.05)
 
     def _loop(self, start: int, steps: int) -> None:
+        torch.set_num_threads(self._threads)
         try:
             for u in range(start + 1, steps + 1):
                 with self._cond:  # bounded staleness: wait for version >= u - 1 - k

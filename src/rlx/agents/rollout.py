@@ -13,11 +13,13 @@ or the `max_turns`-th turn without an answer ends the episode. Rows of one quest
 (G per question), so the result is an ordinary `RolloutBatch` whose `completion_mask` (all tokens)
 differs from its `response_mask` (policy tokens), and the RLVR update, objectives and
 `sequence_logprobs` apply unchanged. Finished rows leave the active set, so a turn costs only the
-trajectories still running.
+trajectories still running. `tool_latency_s` makes each turn's (parallel) search calls take that
+long in wall time without using the CPU, as web search does: the regime asynchronous RL is for.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +39,8 @@ class TurnConfig(Section):
     max_turns: int = Field(8, ge=1, le=256, description="turn limit: policy turns per episode (searches + answer)")
     turn_tokens: int = Field(10, ge=2, le=4096, description="most tokens the policy may write in one turn")
     temperature: float = Field(1.0, ge=0, le=10, description="sampling temperature (0: greedy)")
+    tool_latency_s: float = Field(0.0, ge=0, le=60, description="simulated wall-clock latency of one turn's "
+                                  "search calls (served in parallel; web search takes seconds); 0: instant")
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ def rollout(engine, tokenizer, env: SearchEnv, questions: list[Question], group_
             break
         gen = engine.generate([context[i] for i in active], params, seed=step_seed(seed, turn))
         lengths = gen.completion_mask.sum(1).tolist()
+        called = False
         for r, i in enumerate(active):
             k = lengths[r]
             toks = gen.completion_ids[r, :k].tolist()
@@ -175,11 +180,14 @@ def rollout(engine, tokenizer, env: SearchEnv, questions: list[Question], group_
                 done[i], reason[i], answer[i] = True, "answer", action.content
             else:
                 searches[i] += 1
+                called = True
                 tool = env.search(rows[i], action.content)
                 tool_ids = _ids(tokenizer, tool)
                 segments[i].append(Segment(tuple(tool_ids), False))
                 length[i] += len(tool_ids)
                 context[i] += tool
+        if called and cfg.tool_latency_s > 0:  # the tool's answers arrive after its latency (no CPU used)
+            time.sleep(cfg.tool_latency_s)
     rewards = [env.reward(q, a) for q, a in zip(rows, answer)]
     texts = tuple(context)
     batch = layout(prompts, segments, tokenizer.pad_token_id, rewards, [r > 0 for r in rewards], group_size,

@@ -202,5 +202,7 @@ def run(cfg: Config, run: RunDir) -> dict:
     summary.update({"time/train_seconds": seconds, "train/steps": t.steps,
                     "train/steps_per_second": (t.steps - start) / seconds if t.steps > start and seconds > 0 else 0.0,
                     "async/staleness_mean": sum(x["async/staleness"] for x in rows) / len(rows) if rows else 0.0,
-                    "async/staleness_max": max((x["async/staleness"] for x in rows), default=0.0)})
+                    "async/staleness_max": max((x["async/staleness"] for x in rows), default=0.0),
+                    # seconds per step the trainer spent getting its batch (sync: generating it; async: waiting)
+                    "time/rollout_mean": sum(x.get("time/rollout", 0.0) for x in rows) / len(rows) if rows else 0.0})
     return summary
