@@ -11,9 +11,10 @@ limit of 8 on 20 held-out questions per hop count:
 
 The claims checked: (1) a small training turn limit restricts what RL teaches on long questions
 (compare limit3 and limit8 on 3-5 hops); (2) asynchronous rollouts raise steps per second at the same
-accuracy after the same number of updates (compare limit8 and limit8_async; and latency_sync vs latency_async, where each turn's search calls
-take 0.1 s of wall time, as web search does, for 20 steps). Runs are sequential
-(one heavy process at a time) and go to runs/asearcher.
+accuracy after the same number of updates (compare limit8 and limit8_async; and latency_sync vs
+latency_async, where each turn's search calls take 0.1 s of wall time, as web search does, for 20
+steps). Runs are sequential (one heavy process at a time) and go to runs/asearcher. README.md reads
+the numbers.
 
     python experiments/asearcher/run.py [--seeds 3]
 """

@@ -75,7 +75,8 @@ class Config(Section):
     @model_validator(mode="after")
     def _consistent(self) -> "Config":
         if self.async_rl.enabled and self.async_rl.correction == "decoupled" and self.objective.tis_cap is None:
-            raise ValueError("async_rl.correction = decoupled needs objective.tis_cap (the cap of pi_prox / pi_behaviour)")
+            raise ValueError("async_rl.correction = decoupled needs objective.tis_cap "
+                             "(the cap of pi_prox / pi_behaviour)")
         if self.objective.advantage == "gae" or self.objective.kl_coef > 0 or self.objective.ace_alpha > 0:
             raise ValueError("search_agent supports outcome advantages without a reference model "
                              "(objective.advantage != gae, kl_coef = 0, ace_alpha = 0)")
