@@ -72,6 +72,15 @@ class RolloutBatch:
         assert self.group_index.shape == (n,), "group_index must be [N]"
         assert self.group_size >= 1 and n % self.group_size == 0, "N must be a multiple of G"
 
+    def to(self, device: torch.device | str) -> "RolloutBatch":
+        """The same batch with every tensor on `device` (itself if already there)."""
+        if self.completion_ids.device == torch.device(device):
+            return self
+        from dataclasses import fields, replace
+
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)})
+
     @property
     def attention_mask(self) -> torch.Tensor:
         """[N, T] tokens the forward pass sees (all generated tokens)."""

@@ -89,16 +89,6 @@ def evaluate_agent(model, tokenizer, env: SearchEnv, questions, max_turns: int, 
     return traj.metrics("eval")
 
 
-def _to(batch, device):
-    from dataclasses import replace
-
-    if batch.completion_ids.device == device:
-        return batch
-    fields = ("prompt_ids", "prompt_mask", "completion_ids", "response_mask", "rollout_logprobs", "rewards",
-              "correct", "group_index", "completion_mask")
-    return replace(batch, **{f: getattr(batch, f).to(device) for f in fields})
-
-
 def run(cfg: Config, run: RunDir) -> dict:
     set_threads(cfg.model.threads)
     seed_everything(cfg.seed)
@@ -160,7 +150,7 @@ def run(cfg: Config, run: RunDir) -> dict:
                 t_roll = time.perf_counter() - t0
                 metrics = traj.metrics()
                 metrics["async/staleness"] = float(step - 1 - traj.policy_version)
-                batch = _to(traj.batch, device)
+                batch = traj.batch.to(device)
                 adv, am = objective.advantages(batch.rewards, batch.response_mask, batch.group_size)
                 old = None  # synchronous: exactly on-policy, ratio 1 at the first (only) gradient step
                 if producer is not None and a.correction == "behaviour":

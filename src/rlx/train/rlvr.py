@@ -175,7 +175,7 @@ def run(cfg: Config, run: RunDir) -> dict:
                 metrics.update(pool.end_step(step))
             batch = collected.batch
             if batch is not None:
-                batch = _to(batch, device)
+                batch = batch.to(device)
                 on_policy = t.epochs == 1 and t.minibatches == 1 and value_head is None
                 with timer("logprobs"), train_precision():
                     old = ref = old_values = None
@@ -256,13 +256,3 @@ def reset_reference(ref_model, model, optimizer) -> None:
     """Paper prorl: the KL reference becomes a copy of the current policy; Adam's moments start over."""
     ref_model.load_state_dict(model.state_dict())
     optimizer.state.clear()
-
-
-def _to(batch, device):
-    if batch.completion_ids.device == device:
-        return batch
-    from dataclasses import replace
-
-    fields = ("prompt_ids", "prompt_mask", "completion_ids", "response_mask", "rollout_logprobs", "rewards",
-              "correct", "group_index", "completion_mask")
-    return replace(batch, **{f: getattr(batch, f).to(device) for f in fields if getattr(batch, f) is not None})
