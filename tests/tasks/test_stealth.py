@@ -8,9 +8,9 @@ import pytest
 
 from rlx.config import ConfigError
 from rlx.rewards.detection_metrics import human_survival
-from rlx.rewards.stealth import preserves
+from rlx.rewards.stealth import log_evasion, preserves
 from rlx.tasks import StealthConfig, load_task_config, make_task
-from rlx.tasks.stealth import FORMS, attack_report, machine_text, render, styled_text
+from rlx.tasks.stealth import FORMS, StealthTask, attack_report, machine_text, render, styled_text
 
 SMALL = dict(fit_texts=200, calibration_texts=200, lm_texts=500, classifier_steps=100)
 
@@ -51,13 +51,18 @@ def test_machine_text_is_caught_and_human_text_evades(task):
     assert np.mean([s.correct for s in human]) > 0.9  # flagged only at about the 1% FPR (x 2 training detectors)
 
 
-def test_reward_is_the_gated_mean_survival_of_training_detectors(task):
+def test_reward_is_the_gated_evasion_of_training_detectors(task):
     p = task.heldout(1)[0]
     text = render("c=b+a", p.meta["a"], p.meta["b"], (True, False, True, True))
     s = task.score(text, p)
-    ev = [float(human_survival(task.detector_scores([text], [n])[n], task.detectors[n].human_scores)[0])
-          for n in ("classifier", "curvature")]
-    assert s.reward == pytest.approx((ev[0] + ev[1]) / 2, abs=1e-12) and s.parts["preserve"] == 1.0
+    surv = [float(human_survival(task.detector_scores([text], [n])[n], task.detectors[n].human_scores)[0])
+            for n in ("classifier", "curvature")]
+    ev = [log_evasion(x, 0.01) for x in surv]
+    assert ev[0] != ev[1]  # so that min and mean differ below
+    # gate, w = 0.3, ensemble min: r = 0.3 + 0.7 * min(E)
+    assert s.reward == pytest.approx(0.3 + 0.7 * min(ev), abs=1e-12) and s.parts["preserve"] == 1.0
+    mean_task = StealthTask(StealthConfig(**SMALL, ensemble="mean", preserve_weight=0.0), detectors=task.detectors)
+    assert mean_task.score(text, p).reward == pytest.approx((ev[0] + ev[1]) / 2, abs=1e-12)
     wrong = render("c=b+a", p.meta["a"], p.meta["b"] + 1, (True, False, True, True))  # true but another relation
     assert task.score(wrong, p).reward == 0.0 and not task.score(wrong, p).correct
     for junk in ["", "hello", "1+1=2\n" * 20, None]:
@@ -124,7 +129,7 @@ def test_recipe_smoke(tiny_model_dir, tmp_path):
     small = [f"task.{k}={v}" for k, v in SMALL.items()]
     args = ["train", "recipes/stealth_grpo.yaml", f"model.path={tiny_model_dir}", "train.steps=2", "eval.n=4",
             "rollout.prompts_per_step=2", "rollout.group_size=4", "train.micro_batch_size=4",
-            "train.checkpoint_every=1", *small, "--out", str(tmp_path / "run")]
+            "train.checkpoint_every=1", "model.lora.r=4", *small, "--out", str(tmp_path / "run")]  # LoRA, as the paper
     assert main(args) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert 0.0 <= summary["eval/accuracy"] <= 1.0 and summary["train/steps"] == 2

@@ -8,14 +8,15 @@ is free; meaning is not.
 
     key = relation("46 = 34 + 12")              # (12, 34, 46)
     p = preserves("46 = 34 + 12", "12+34=46")   # True
-    r = gated_reward(p, evasion)                # or weighted_reward(p, evasion, w)
+    r = gated_reward(p, evasion, w)             # or weighted_reward(p, evasion, w)
 """
 
 from __future__ import annotations
 
+import math
 import re
 
-__all__ = ["relation", "preserves", "ensemble_evasion", "gated_reward", "weighted_reward"]
+__all__ = ["relation", "preserves", "ensemble_evasion", "bottleneck_evasion", "log_evasion", "gated_reward", "weighted_reward"]
 
 # number, symbol, number, symbol, number; at most one space on each side of a symbol; no leading zeros
 _STATEMENT = re.compile(r"(0|[1-9]\d{0,8}) ?([+=-]) ?(0|[1-9]\d{0,8}) ?([+=-]) ?(0|[1-9]\d{0,8})")
@@ -60,9 +61,33 @@ def ensemble_evasion(evasions: list[float]) -> float:
     return sum(evasions) / len(evasions)
 
 
-def gated_reward(preserved: bool, evasion: float) -> float:
-    """r = 1[preserved] * E: evasion only counts when the meaning is kept. Paper: stealthrl."""
-    return float(evasion) if preserved else 0.0
+def bottleneck_evasion(evasions: list[float]) -> float:
+    """E = min_k e_k: the least-evaded training detector. An attack succeeds only if no detector flags
+    it, so this E is zero until every detector is evaded a little (a mean can be maximised by fully
+    evading some detectors while another still flags every text)."""
+    if not evasions:
+        raise ValueError("needs at least one training detector")
+    return min(evasions)
+
+
+def log_evasion(survival: float, fpr: float) -> float:
+    """E_d = clip(log(s / alpha) / log(0.5 / alpha), 0, 1), s the human survival of the text's score
+    (`rlx.rewards.detection_metrics.human_survival`), alpha the target FPR. Paper: stealthrl.
+
+    0 when the detector flags the text at the alpha operating point (s <= alpha), 1 once the text looks
+    as human as the median human (s >= 0.5), log-linear in between: s = 0.05, alpha = 0.01 -> ln 5 / ln 50.
+    """
+    if not 0.0 < fpr < 0.5:
+        raise ValueError(f"fpr must be in (0, 0.5), got {fpr}")
+    if survival <= fpr:
+        return 0.0
+    return min(1.0, math.log(survival / fpr) / math.log(0.5 / fpr))
+
+
+def gated_reward(preserved: bool, evasion: float, preserve_weight: float = 0.0) -> float:
+    """r = 1[preserved] * (w + (1 - w) * E): nothing unless the meaning is kept; then a floor w for
+    keeping it and the rest for evading. w = 0: the pure gate. Paper: stealthrl (composite reward)."""
+    return preserve_weight + (1.0 - preserve_weight) * float(evasion) if preserved else 0.0
 
 
 def weighted_reward(preserved: bool, evasion: float, preserve_weight: float) -> float:

@@ -233,9 +233,11 @@ class StealthConfig(TaskBase):
                                    "reference distribution of the evasion reward")
     target_fpr: float = Field(0.01, gt=0, lt=0.5, description="false-positive rate of the calibrated thresholds")
     detector_seed: int = Field(0, ge=0, description="seed of the detectors' training and calibration texts")
-    combine: Literal["gate", "weighted"] = Field("gate", description="gate: r = 1[preserved] * evasion; "
-                                                 "weighted: r = w * 1[preserved] + (1 - w) * evasion")
-    preserve_weight: float = Field(0.5, ge=0, le=1, description="w of combine=weighted")
+    ensemble: Literal["min", "mean"] = Field("min", description="evasion of the training ensemble: min (the "
+                                             "least-evaded detector) or mean of the detectors' evasions")
+    combine: Literal["gate", "weighted"] = Field("gate", description="gate: r = 1[preserved] * (w + (1 - w) * "
+                                                 "evasion); weighted: r = w * 1[preserved] + (1 - w) * evasion")
+    preserve_weight: float = Field(0.3, ge=0, le=1, description="w: the reward's weight on keeping the meaning")
     ngram: int = Field(3, ge=1, le=6, description="classifier: longest character n-gram")
     classifier_steps: int = Field(300, ge=1, le=100_000, description="classifier: full-batch Adam steps")
 

@@ -9,8 +9,10 @@ changing style (form, spacing), never meaning.
 
     prompt      "12+34=46>"                       (a machine text, then '>')
     completion  "46 = 34 + 12"                    (the paraphrase)
-    reward      gate:     1[preserved] * E        E = mean over training detectors of the share of
-                weighted: w 1[preserved] + (1-w) E    calibration humans scoring as machine-like or more
+    reward      gate:     1[preserved] (w + (1-w) E)     E = min (or mean) over training detectors of
+                weighted: w 1[preserved] + (1-w) E     log_evasion(s_d): 0 if flagged at target_fpr, 1 at
+                                                       the median human; s_d = share of calibration
+                                                       humans scoring as machine-like or more
     correct     attack success: preserved and flagged by no training detector at the calibrated
                 `target_fpr` threshold (so eval/accuracy is the attack success rate)
 
@@ -35,7 +37,8 @@ import numpy as np
 from rlx.rewards.detection_metrics import auroc, calibrate_threshold, flagged, human_survival
 from rlx.rewards.detectors import BinocularsDetector, CurvatureDetector, Detector, NGramClassifier
 from rlx.rewards.scoring_lm import CharNGramLM
-from rlx.rewards.stealth import ensemble_evasion, gated_reward, preserves, relation, weighted_reward
+from rlx.rewards.stealth import (bottleneck_evasion, ensemble_evasion, gated_reward, log_evasion, preserves,
+                                relation, weighted_reward)
 from rlx.tasks.base import Score
 from rlx.tasks.common import VerifiableTask
 from rlx.tasks.config import StealthConfig
@@ -119,6 +122,7 @@ class StealthTask(VerifiableTask):
         self.train_names = list(cfg.train_detectors)
         self.heldout_names = [n for n in DETECTORS if n not in cfg.train_detectors]
         self._memo: dict[str, dict[str, float]] = {}
+        self._ensemble = bottleneck_evasion if cfg.ensemble == "min" else ensemble_evasion
         self.check_template(self._sample(random.Random(0)))
 
     def _sample(self, rng: random.Random) -> Problem:
@@ -162,10 +166,11 @@ class StealthTask(VerifiableTask):
         parsed = relation(text) is not None
         kept = parsed and preserves(text, problem.question)
         scores = self._train_scores(text)
-        ev = {n: float(human_survival([s], self.detectors[n].human_scores)[0]) for n, s in scores.items()}
+        ev = {n: log_evasion(float(human_survival([s], self.detectors[n].human_scores)[0]), self.cfg.target_fpr)
+              for n, s in scores.items()}
         caught = any(s > self.detectors[n].threshold for n, s in scores.items())
-        e = ensemble_evasion(list(ev.values()))
-        reward = (gated_reward(kept, e) if self.cfg.combine == "gate"
+        e = self._ensemble(list(ev.values()))
+        reward = (gated_reward(kept, e, self.cfg.preserve_weight) if self.cfg.combine == "gate"
                   else weighted_reward(kept, e, self.cfg.preserve_weight))
         parts = {"preserve": float(kept), "evasion": e, "detected": float(caught),
                  **{f"evade/{n}": v for n, v in ev.items()}}
