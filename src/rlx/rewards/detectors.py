@@ -1,4 +1,4 @@
-"""Three families of AI-text detectors, small enough for the character-level models of this repo
+"""Three families of AI-text detectors, small enough for the equation texts of rlx.tasks.stealth
 (paper stealthrl: RoBERTa classifier, Fast-DetectGPT, Binoculars).
 
     clf = NGramClassifier.fit(texts, labels)                # (i) trained classifier (label 1 = AI)

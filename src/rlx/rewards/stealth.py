@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["relation", "preserves", "ensemble_evasion", "bottleneck_evasion", "log_evasion", "gated_reward", "weighted_reward"]
+__all__ = ["relation", "preserves", "ensemble_evasion", "bottleneck_evasion", "log_evasion", "gated_reward",
+           "weighted_reward"]
 
 # number, symbol, number, symbol, number; at most one space on each side of a symbol; no leading zeros
 _STATEMENT = re.compile(r"(0|[1-9]\d{0,8}) ?([+=-]) ?(0|[1-9]\d{0,8}) ?([+=-]) ?(0|[1-9]\d{0,8})")

@@ -18,12 +18,13 @@ changing style (form, spacing), never meaning.
 
 Detectors (`rlx.rewards.detectors`) are fit at construction from seeded texts, then calibrated on
 fresh human texts: a char n-gram classifier; Fast-DetectGPT curvature under a scoring LM; Binoculars
-with that LM as observer and a second one as performer (char n-gram LMs fit on two seeded corpora
-of machine and human-style texts, standing in for pretrained LLMs). Detectors not in `train_detectors` never enter
-the reward (held out for the transfer test). Reference completions (the SFT warm start) are a
-paraphrase in a form and spacing drawn from the problem's hash, with `reference_space_prob`.
-Departures: texts are equations, not prose; detectors are small stand-ins for RoBERTa,
-Fast-DetectGPT and Binoculars on 1M-parameter char-level models.
+with that LM as observer and a second one as performer (char n-gram LMs fit on two seeded corpora,
+`lm_machine_share` machine texts, standing in for pretrained LLMs whose mode is machine style).
+Detectors not in `train_detectors` never enter the reward (held out for the transfer test).
+Reference completions (the SFT warm start) are a paraphrase in a form and spacing drawn from the
+problem's hash, with `reference_space_prob`. Departures: texts are equations, not prose; the
+detectors are small stand-ins for RoBERTa, Fast-DetectGPT and Binoculars; the evasion term is a
+rank statistic against calibration humans, not a detector probability.
 """
 
 from __future__ import annotations
