@@ -66,6 +66,7 @@ def test_reward_function_that_raises_scores_zero_and_is_logged_once(caplog):
         out = collect(engine, task, TOK, RolloutConfig(prompts_per_step=2, group_size=4), ObjectiveConfig(), 0, errors)
     assert out.batch.rewards.tolist() == [1, 1, 0, 1, 1, 1, 1, 1]  # the 3rd sample failed -> 0
     assert out.metrics["rollout/reward_errors"] == 1.0
+    assert out.metrics["rollout/part/correct"] == 7 / 8  # the failed sample has no parts: it counts 0
     assert len(caplog.records) == 1 and "ZeroDivisionError: user reward bug" in caplog.records[0].getMessage()
     # a second failure of the same kind is counted but not logged again
     task.calls, task.raise_on_call = 0, 1

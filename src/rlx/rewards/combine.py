@@ -44,3 +44,14 @@ def summarize(scores: Sequence[Score], prefix: str = "rollout/") -> dict[str, fl
         f"{prefix}unparsed": float(sum(not s.parsed for s in scores)),
         f"{prefix}unparsed_frac": sum(not s.parsed for s in scores) / n,
     }
+
+
+def part_means(scores: Sequence[Score], prefix: str = "rollout/part/") -> dict[str, float]:
+    """Mean of each named reward component over all `scores` (a score without the part counts 0),
+    e.g. {"rollout/part/correct": 0.4, "rollout/part/format": 0.9}: what each term of the reward paid."""
+    n = len(scores)
+    totals: dict[str, float] = {}
+    for s in scores:
+        for name, value in s.parts.items():
+            totals[name] = totals.get(name, 0.0) + float(value)
+    return {f"{prefix}{name}": total / n for name, total in sorted(totals.items())} if n else {}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from rlx.rewards.combine import part_means
 from rlx.rewards.consistency import self_consistency_rewards
 from rlx.rewards.safe import RewardErrors, safe_score
 from rlx.rollout.base import SamplingParams
@@ -60,6 +61,7 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
     rounds = 1 + (ocfg.dynamic_sampling_max_rounds if ocfg.dynamic_sampling else 0)
     kept: list[RolloutBatch] = []
     all_rewards, all_correct, all_parsed, lengths, truncated = [], [], [], [], []
+    all_scores: list = []
     pseudo_correct: list[bool] = []  # self-consistency reward agrees with the verifier (paper spark)
     shares: list[torch.Tensor] = []
     n_groups = zero_var = 0
@@ -80,6 +82,7 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
             if err is not None and errors.record(err):
                 log.warning("reward function failed; the sample scores 0 (logged once per kind):\n%s", err)
             scores.append(s)
+        all_scores += scores
         rewards = torch.tensor([s.reward for s in scores], dtype=torch.float32)
         correct = torch.tensor([s.correct for s in scores], dtype=torch.bool)
         parsed = torch.tensor([s.parsed for s in scores], dtype=torch.bool)
@@ -121,6 +124,7 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         "rollout/truncated_frac": torch.cat(truncated).mean().item(),
         "rollout/groups_generated": float(n_groups),
         "rollout/zero_variance_groups": float(zero_var),
+        **part_means(all_scores),
         **errors.metrics(),
         **prune_metrics,
     }
