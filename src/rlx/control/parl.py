@@ -17,25 +17,39 @@ only asks the policy for samples and a log-likelihood, so any class trained by s
 The policy starts from behaviour cloning on the dataset (`bc_steps`), as the paper's base policies do,
 then the three steps repeat on minibatches.
 
-Departures: offline only (the paper's online fine-tuning phase is not implemented); the shipped
-Gaussian / categorical `Policy` as the policy class (diffusion and transformer policies in the paper);
-IQL as the critic in every setting.
+Online fine-tuning (`online.steps > 0`), after the offline phase, one gymnasium env, episode by episode:
+   act:    a_t = explore(a*(s_t)), a* from `optimize_actions` with the target critic, plus Gaussian noise
+           (continuous) or a uniform random action with probability `noise` (discrete);
+   store:  (s_t, a_t, r_t, s_t+1, terminated) in an online replay buffer;
+   update: `updates_per_step` times per env step, the same critic + distillation step on a minibatch that
+           takes round(online_fraction * B) rows from the online buffer and the rest from the offline data
+           (`mixed_batch`; 50/50 is Cal-QL's / the paper's mixing).
+Checkpoints fall on episode boundaries (each episode resets with seed + 20000 + its index), so a killed
+run resumes exactly.
+
+Departures: the shipped Gaussian / categorical `Policy` as the policy class (diffusion and transformer
+policies in the paper); IQL as the critic in every setting, online too (the paper fine-tunes with Cal-QL;
+the abstract's point is that the critic is independent of the policy class, and IQL fine-tunes online
+without a conservative regulariser to anneal); exploration noise on a* is ours.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from rlx.control.offline import (CorruptionConfig, DatasetConfig, IQLUpdate, OfflineLoop, prepare_data,
-                                 train_offline)
 from rlx.config import Section
+from rlx.control.buffer import ReplayBuffer
+from rlx.control.envs import EnvSpec
+from rlx.control.offline import (CorruptionConfig, DatasetConfig, IQLUpdate, OfflineData, OfflineLoop, prepare_data,
+                                 train_offline)
 from rlx.rundir import RunDir
 from rlx.runtime import seed_everything, set_threads
 
-__all__ = ["Config", "PARLUpdate", "optimize_actions", "run"]
+__all__ = ["Config", "OnlineConfig", "PARLUpdate", "optimize_actions", "explore", "mixed_batch", "run"]
 
 
 def optimize_actions(policy, critic, obs: torch.Tensor, samples: int, top_k: int, grad_steps: int, grad_lr: float,
@@ -101,8 +115,54 @@ class PARLUpdate(IQLUpdate):
         super().load_state_dict(state)
 
 
+def explore(actions: torch.Tensor, noise: float, spec: EnvSpec, gen: torch.Generator) -> torch.Tensor:
+    """Exploration on top of a*(s) during online fine-tuning.  Paper: parl (the noise model is ours)
+
+    continuous: a = clip(a* + noise * (high - low) / 2 * eps, low, high),  eps ~ N(0, I);
+    discrete:   a = uniform random action with probability `noise`, else a*.
+    actions: [B] long or [B, A]; the draws come from `gen` only."""
+    if spec.discrete:
+        flip = torch.rand(actions.shape[0], generator=gen) < noise
+        return torch.where(flip, torch.randint(0, spec.num_actions, actions.shape, generator=gen), actions)
+    eps = torch.randn(actions.shape, generator=gen)
+    half = (spec.action_high - spec.action_low) / 2
+    return (actions + noise * half * eps).clamp(spec.action_low, spec.action_high)
+
+
+def mixed_batch(data: OfflineData, buf: ReplayBuffer, batch_size: int, online_fraction: float,
+                gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """A minibatch of round(online_fraction * B) online rows (uniform over the buffer's filled rows) after
+    B - that many offline rows (uniform over the dataset); fewer online rows while the buffer is empty.
+    Returns (obs [B, D], actions, rewards [B], next_obs [B, D], terminated [B]).  Paper: parl (symmetric
+    offline / online sampling of Cal-QL, which the paper fine-tunes with)."""
+    n_on = round(batch_size * online_fraction) if buf.size > 0 else 0
+    off = torch.randint(0, data.obs.shape[0], (batch_size - n_on,), generator=gen)
+    on = torch.randint(0, max(buf.size, 1), (n_on,), generator=gen)
+    pairs = ((data.obs, buf.obs), (data.actions, buf.actions), (data.rewards, buf.rewards),
+             (data.next_obs, buf.next_obs), (data.terminated, buf.terminated))
+    return tuple(torch.cat([d[off], b[on]]) for d, b in pairs)
+
+
+class OnlineConfig(Section):
+    steps: int = Field(0, ge=0, description="online env steps after the offline phase (0: offline only)")
+    online_fraction: float = Field(0.5, ge=0, le=1, description="share of each minibatch from online transitions")
+    updates_per_step: int = Field(1, ge=1, le=64, description="critic + policy updates per online env step")
+    learning_starts: int = Field(200, ge=0, description="online env steps collected before online updates begin")
+    noise: float = Field(0.1, ge=0, le=1, description="exploration: Gaussian std in half action ranges "
+                                                      "(continuous) or random-action probability (discrete)")
+    buffer_size: int = Field(100_000, ge=1, description="online replay capacity (transitions, oldest dropped)")
+    eval_every: int = Field(1000, ge=1, description="greedy evaluation every this many online env steps")
+    checkpoint_every: int = Field(0, ge=0, description="checkpoint every this many online episodes (0: only at the end)")
+
+    @model_validator(mode="after")
+    def _learns(self) -> "OnlineConfig":
+        if self.steps > 0 and self.learning_starts >= self.steps:
+            raise ValueError(f"learning_starts = {self.learning_starts} >= steps = {self.steps}: no online update")
+        return self
+
+
 class Config(Section):
-    kind: Literal["parl"] = Field("parl", description="trainer: PA-RL (offline)")
+    kind: Literal["parl"] = Field("parl", description="trainer: PA-RL (offline, optional online fine-tuning)")
     seed: int = Field(0, ge=0, description="random seed (networks, minibatches, evaluation)")
     dataset: DatasetConfig = Field(DatasetConfig(), description="offline data")
     corruption: CorruptionConfig = Field(CorruptionConfig(), description="optional data corruption")
@@ -116,6 +176,7 @@ class Config(Section):
     grad_steps: int = Field(5, ge=0, le=1000, description="gradient-ascent steps on the actions (continuous only)")
     grad_lr: float = Field(0.05, ge=0, description="action step size, in action units per unit of dQ/da")
     bc_steps: int = Field(500, ge=0, description="behaviour-cloning updates before the policy follows a*")
+    online: OnlineConfig = Field(OnlineConfig(), description="online fine-tuning after the offline phase")
 
 
 def run(cfg: Config, run: RunDir | None) -> dict:
@@ -127,4 +188,90 @@ def run(cfg: Config, run: RunDir | None) -> dict:
                          huber_delta=1.0, expectile=cfg.expectile, beta=0.0, gamma=cfg.gamma, polyak=cfg.polyak,
                          lr=cfg.train.lr, samples=cfg.samples, top_k=cfg.top_k, grad_steps=cfg.grad_steps,
                          grad_lr=cfg.grad_lr, bc_steps=cfg.bc_steps)
-    return train_offline("parl", cfg.train, learner, data, cfg.dataset.env, cfg.seed, run)
+    if cfg.online.steps == 0:
+        return train_offline("parl", cfg.train, learner, data, cfg.dataset.env, cfg.seed, run)
+    return run_online(cfg, learner, data, run)
+
+
+def run_online(cfg: Config, learner: PARLUpdate, data: OfflineData, run: RunDir | None) -> dict:
+    """The offline phase (skipped when resuming past it), then online fine-tuning with episode-boundary
+    checkpoints. Online rows are logged at step = train.steps + online env steps."""
+    from rlx.control.common import evaluate, load_torch_state, progress, save_torch_state
+    from rlx.control.datasets import normalized_score
+    from rlx.control.envs import GymVecEnv
+    from rlx.runtime import rng_state, set_rng_state
+
+    on, spec, env_id = cfg.online, data.spec, cfg.dataset.env
+    ckpt = run.latest_checkpoint() if run is not None and run.resume else None
+    state = load_torch_state(ckpt) if ckpt is not None else None
+    buf = ReplayBuffer(min(on.buffer_size, on.steps), spec.obs_dim, () if spec.discrete else (spec.action_dim,),
+                       spec.discrete)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+
+    def norm(o: torch.Tensor) -> torch.Tensor:
+        return (o - data.obs_mean) / data.obs_std
+
+    def greedy_eval() -> dict[str, float]:
+        ret = evaluate(lambda o: learner.policy.act(norm(o)), env_id, cfg.train.eval_episodes, cfg.seed)
+        mean = float(np.mean(ret))
+        return {"eval/return_mean": mean, "eval/return_std": float(np.std(ret)),
+                "eval/normalized_score": float(normalized_score(env_id, mean))}
+
+    if state is not None and "online" in state:
+        learner.load_state_dict(state["learner"])
+        buf.load_state_dict(state["buffer"])
+        set_rng_state(state["rng"])
+        gen.set_state(state["gen"])
+        prog = state["online"]
+        run.truncate_metrics(cfg.train.steps + prog["env_steps"])
+        if cfg.train.tensorboard:
+            run.enable_tensorboard()
+    else:
+        offline = train_offline("parl", cfg.train, learner, data, env_id, cfg.seed, run)
+        if "eval/return_mean" not in offline:  # resumed from the final offline checkpoint: evaluate again
+            offline.update(greedy_eval())
+        prog = {"env_steps": 0, "episode": 0, "returns": [], "last": {},
+                "offline": {f"offline/{k.split('/')[-1]}": v for k, v in offline.items() if k.startswith("eval/")}}
+
+    def save() -> None:
+        if run is not None:
+            st = {"learner": learner.state_dict(), "buffer": buf.state_dict(), "rng": rng_state(),
+                  "gen": gen.get_state(), "online": prog}
+            run.save_checkpoint(cfg.train.steps + prog["env_steps"], lambda d: save_torch_state(d, st))
+
+    if state is None or "online" not in state:
+        save()  # the hand-over point: a kill from here on never repeats the offline phase
+    env = GymVecEnv(env_id, 1, seed=cfg.seed + 20_000)
+    act_args = (cfg.samples, cfg.top_k, cfg.grad_steps, cfg.grad_lr, spec.action_low, spec.action_high)
+    m: dict[str, float] = {}
+    with progress(on.steps, "parl online") as bar:
+        while prog["env_steps"] < on.steps:
+            obs, ret, done = norm(env.reset(seed=cfg.seed + 20_000 + prog["episode"])), 0.0, False
+            n = prog["env_steps"]
+            while not done and n < on.steps:
+                a = explore(optimize_actions(learner.policy, learner.target, obs, *act_args), on.noise, spec, gen)
+                out = env.step(a)
+                buf.add(obs, a, out.reward * cfg.reward_scale, norm(out.final_obs), out.terminated)
+                ret, n, done = ret + float(out.reward[0]), n + 1, bool(out.terminated[0] or out.truncated[0])
+                obs = norm(out.obs)
+                if n > on.learning_starts:
+                    for _ in range(on.updates_per_step):
+                        m = learner.step(*mixed_batch(data, buf, cfg.train.batch_size, on.online_fraction, gen))
+                if n % on.eval_every == 0 or n == on.steps:
+                    prog["last"] = greedy_eval()
+                    if run is not None:
+                        run.log(cfg.train.steps + n, prog["last"])
+            prog["env_steps"], prog["episode"] = n, prog["episode"] + 1
+            if done:  # the budget may cut the last episode: its partial return is not an episode return
+                prog["returns"].append(ret)
+                if run is not None:
+                    run.log(cfg.train.steps + n, {**m, "online/episode_return": ret, "online/env_steps": float(n)})
+            bar(n, f"return {ret:.1f} eval {prog['last'].get('eval/return_mean', float('nan')):.1f}")
+            if on.checkpoint_every and prog["episode"] % on.checkpoint_every == 0 and n < on.steps:
+                save()
+    env.close()
+    save()
+    rets = prog["returns"]
+    return {**prog["last"], **prog["offline"], "train/steps": float(cfg.train.steps),
+            "online/env_steps": float(prog["env_steps"]), "online/episodes": float(len(rets)),
+            "online/return_mean": float(np.mean(rets)) if rets else float("nan")}
