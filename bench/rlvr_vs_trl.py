@@ -4,6 +4,8 @@
     python bench/rlvr_vs_trl.py --threads 2 --repeats 3
     python bench/rlvr_vs_trl.py --settings a --profile # also cProfile rlx's loop (printed, not timed)
     python bench/rlvr_vs_trl.py --pieces               # only CPU time of each piece of rlx's step
+    python bench/rlvr_vs_trl.py --overlap              # also both sides on 2 cores: rlx with rollout.staleness 1
+                                                       # (rollouts on a second thread) vs TRL with 2 torch threads
 
 Needs the `bench` extra (trl, accelerate); installs nothing. Settings (arithmetic task, 2 operands, 2 digits, +-*):
 
@@ -36,6 +38,11 @@ The peak is the best of several timed fp32 [1024 x 1024] @ [1024 x 1024] matmuls
 On a shared machine wall time includes time the process waited for a core; the CPU-seconds columns
 (time.process_time over the same windows) and MFU(CPU) (against the matmul peak per CPU second) show
 the work each side did with the CPU it actually got.
+
+--overlap adds two sides that each use 2 cores: rlx with rollout.staleness 1 (next step's rollouts sampled
+on a background thread during the update, 1 torch thread per Python thread; one-step off-policy, so a
+different algorithm from TRL's on-policy step) and TRL with 2 torch threads; their MFU is against the
+2-thread matmul peak. The headline `ratio:` line stays the same-thread-count, on-policy comparison.
 """
 
 from __future__ import annotations
@@ -59,6 +66,21 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 LR, BETAS, EPS, WD, CLIP, ADV_EPS = 1e-5, (0.9, 0.95), 1e-8, 0.0, 1.0, 1e-4
+
+
+@dataclass(frozen=True)
+class Side:
+    """One way to run a step: which library, how many torch threads, rlx's rollout.staleness."""
+
+    key: str
+    label: str
+    lib: str  # "rlx" | "trl"
+    threads: int
+    staleness: int = 0
+
+    @property
+    def cores(self) -> int:
+        return self.threads + self.staleness  # staleness 1: a second Python thread samples
 
 
 @dataclass
@@ -134,7 +156,7 @@ def task_and_tokens(model_dir: str):
 
 # -- rlx -----------------------------------------------------------------------------------------
 
-def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False) -> dict:
+def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False, staleness: int = 0) -> dict:
     from rlx.rundir import RunDir
     from rlx.train import rlvr
 
@@ -156,7 +178,7 @@ def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False) -> dict:
         "model": {"path": s.model_dir, "threads": threads, "device": "cpu"},
         "task": {"name": "arithmetic"},
         "rollout": {"prompts_per_step": s.prompts, "group_size": s.group, "temperature": 1.0, "top_p": 1.0,
-                    "top_k": 0, "max_new_tokens": s.max_new},
+                    "top_k": 0, "max_new_tokens": s.max_new, "staleness": staleness},
         "objective": {"preset": "grpo", "adv_eps": ADV_EPS},
         "train": {"steps": s.steps, "micro_batch_size": s.rows, "checkpoint_every": 0,
                   "optim": {"lr": LR, "betas": list(BETAS), "eps": EPS, "weight_decay": WD, "grad_clip": CLIP}},
@@ -190,8 +212,9 @@ def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False) -> dict:
     cpu = [cfirst[k] - cfirst[k - 1] for k in range(1, s.steps + 1)]
     rows = {r["step"]: r for r in rd.rows if "time/step" in r}
     gen = [rows[k]["rollout/response_len"] * s.rows for k in range(1, s.steps + 1)]
+    keys = ("time/rollout", "time/advantages", "time/update", "time/logprobs", "time/sync")
     stages = {key: [rows[k].get(key, 0.0) for k in range(1, s.steps + 1)]
-              for key in ("time/rollout", "time/advantages", "time/update", "time/logprobs", "time/sync")}
+              for key in keys + (("time/rollout_background",) if staleness else ())}
     return {"times": times, "cpu": cpu, "gen_tokens": gen, "stages": stages, "profile": prof}
 
 
@@ -268,7 +291,14 @@ def med(xs, skip):
     return statistics.median(xs) if xs else float("nan")
 
 
-def bench_setting(s: Setting, args, peak: tuple[float, float], log) -> float:
+def run_side(side: Side, s: Setting, seed: int) -> dict:
+    if side.lib == "rlx":
+        return run_rlx(s, side.threads, seed, staleness=side.staleness)
+    return run_trl(s, side.threads, seed)
+
+
+def bench_setting(s: Setting, args, peaks: dict[int, tuple[float, float]], log) -> dict[str, float]:
+    """Run every side of setting `s`; returns {"ratio": same-thread rlx/TRL, "overlap": 2-core ratio (or absent)}."""
     from transformers import AutoModelForCausalLM
 
     task, prompt_len = task_and_tokens(s.model_dir)
@@ -276,41 +306,44 @@ def bench_setting(s: Setting, args, peak: tuple[float, float], log) -> float:
     log(f"\n== setting {s.name}: {s.model_dir}  P(non-embedding) = {P:,}  batch {s.prompts} prompts x {s.group} "
         f"= {s.rows} completions  max_new_tokens {s.max_new}  EOS {'suppressed' if s.no_eos else 'allowed'}  "
         f"prompt {prompt_len:.2f} tokens  {s.steps} steps per run, {args.warmup} warm-up dropped")
-    res = {"rlx": [], "trl": []}
+    sides = [Side("rlx", "rlx", "rlx", args.threads), Side("trl", "TRL", "trl", args.threads)]
+    if args.overlap:
+        sides += [Side("rlx_ahead", "rlx st1", "rlx", 1, staleness=1), Side("trl_2t", "TRL 2t", "trl", 2)]
+    res = {side.key: [] for side in sides}
     order = []
     for r in range(args.repeats):
-        order += ["rlx", "trl"] if r % 2 == 0 else ["trl", "rlx"]
+        order += sides if r % 2 == 0 else sides[::-1]
     for i, side in enumerate(order):
         seed = i
         t0 = time.perf_counter()
-        out = run_rlx(s, args.threads, seed) if side == "rlx" else run_trl(s, args.threads, seed)
-        res[side].append(out)
-        log(f"  run {i + 1}/{len(order)} {side:3s}: {time.perf_counter() - t0:5.1f} s total, median step "
+        out = run_side(side, s, seed)
+        res[side.key].append(out)
+        log(f"  run {i + 1}/{len(order)} {side.label:7s}: {time.perf_counter() - t0:5.1f} s total, median step "
             f"{med(out['times'], args.warmup):.4f} s, load {os.getloadavg()[0]:.2f}")
     k = args.warmup
     rows = {}
-    wall_peak, cpu_peak = peak
-    for side in ("rlx", "trl"):
-        times = [t for o in res[side] for t in o["times"][k:]]
-        cpus = [t for o in res[side] for t in o["cpu"][k:]]
-        toks = [g for o in res[side] for g in o["gen_tokens"][k:]]
+    for side in sides:
+        wall_peak, cpu_peak = peaks[side.cores]
+        times = [t for o in res[side.key] for t in o["times"][k:]]
+        cpus = [t for o in res[side.key] for t in o["cpu"][k:]]
+        toks = [g for o in res[side.key] for g in o["gen_tokens"][k:]]
         step, cpu = statistics.median(times), statistics.median(cpus)
         gen = statistics.fmean(toks)
         flops = 2 * P * gen + 6 * P * (s.rows * prompt_len + gen)
-        rows[side] = dict(step=step, cpu=cpu, gen=gen, tps=gen / step, mfu=flops / step / (wall_peak * 1e9),
-                          mfu_cpu=flops / cpu / (cpu_peak * 1e9), gflop=flops / 1e9,
-                          spread=(min(statistics.median(o["times"][k:]) for o in res[side]),
-                                  max(statistics.median(o["times"][k:]) for o in res[side])))
+        rows[side.key] = dict(step=step, cpu=cpu, gen=gen, tps=gen / step, mfu=flops / step / (wall_peak * 1e9),
+                              mfu_cpu=flops / cpu / (cpu_peak * 1e9), gflop=flops / 1e9,
+                              spread=(min(statistics.median(o["times"][k:]) for o in res[side.key]),
+                                      max(statistics.median(o["times"][k:]) for o in res[side.key])))
     trl_e2e = statistics.median([t for o in res["trl"] for t in o["e2e"][max(k - 1, 0):]])
     rlx_stages = {key: statistics.median([v for o in res["rlx"] for v in o["stages"][key][k:]])
                   for key in res["rlx"][0]["stages"]}
     log(f"  useful GFLOP per step: 2P x gen + 6P x (prompt + gen) = {rows['rlx']['gflop']:.2f} (rlx), "
         f"{rows['trl']['gflop']:.2f} (TRL)")
-    log(f"  {'side':5s} {'s/step':>8s} {'runs min..max':>17s} {'steps/s':>8s} {'gen tok/step':>12s} "
+    log(f"  {'side':7s} {'s/step':>8s} {'runs min..max':>17s} {'steps/s':>8s} {'gen tok/step':>12s} "
         f"{'gen tok/s':>10s} {'MFU':>7s} | {'CPU s/step':>10s} {'MFU(CPU)':>8s}")
-    for side, label in (("trl", "TRL"), ("rlx", "rlx")):
-        r = rows[side]
-        log(f"  {label:5s} {r['step']:8.4f} {r['spread'][0]:8.4f}..{r['spread'][1]:<8.4f} {1 / r['step']:8.2f} "
+    for side in sorted(sides, key=lambda x: (x.cores, x.lib != "trl")):
+        r = rows[side.key]
+        log(f"  {side.label:7s} {r['step']:8.4f} {r['spread'][0]:8.4f}..{r['spread'][1]:<8.4f} {1 / r['step']:8.2f} "
             f"{r['gen']:12.1f} {r['tps']:10.0f} {100 * r['mfu']:6.1f}% | {r['cpu']:10.4f} {100 * r['mfu_cpu']:7.1f}%")
     log(f"  TRL end-to-end (on_step_end -> next on_step_end, includes dataloader + logging): {trl_e2e:.4f} s")
     log("  rlx stage medians (wall): " + "  ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in rlx_stages.items())
@@ -318,6 +351,16 @@ def bench_setting(s: Setting, args, peak: tuple[float, float], log) -> float:
     ratio = rows["trl"]["step"] / rows["rlx"]["step"]
     log(f"  setting {s.name}: rlx / TRL steps per second = {ratio:.2f} (wall), "
         f"{rows['trl']['cpu'] / rows['rlx']['cpu']:.2f} (CPU seconds per step)")
+    out = {"ratio": ratio}
+    if args.overlap:
+        ahead = {key: statistics.median([v for o in res["rlx_ahead"] for v in o["stages"][key][k:]])
+                 for key in ("time/rollout", "time/update", "time/rollout_background")}
+        log(f"  rlx st1 stage medians (wall): rollout wait {ahead['time/rollout']:.4f}  update "
+            f"{ahead['time/update']:.4f}  rollout on the second thread {ahead['time/rollout_background']:.4f} s")
+        out["overlap"] = rows["trl_2t"]["step"] / rows["rlx_ahead"]["step"]
+        log(f"  setting {s.name}, 2 cores each: rlx (staleness 1) / TRL (2 threads) steps per second = "
+            f"{out['overlap']:.2f}; rlx (staleness 1) / TRL ({args.threads} thread(s)) = "
+            f"{rows['trl']['step'] / rows['rlx_ahead']['step']:.2f}")
     if args.profile:
         out = run_rlx(Setting(**{**s.__dict__, "steps": max(6, s.steps // 2)}), args.threads, 0, profile=True)
         buf = io.StringIO()
@@ -326,7 +369,7 @@ def bench_setting(s: Setting, args, peak: tuple[float, float], log) -> float:
         st.sort_stats("cumulative").print_stats(45)
         log(f"  -- cProfile of rlx.train.rlvr.run, setting {s.name} (includes model load, before/after eval) --")
         log(buf.getvalue())
-    return ratio
+    return out
 
 
 # -- per-piece profile (--pieces) ----------------------------------------------------------------
@@ -417,6 +460,8 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=2, help="runs per side per setting (alternating order)")
     ap.add_argument("--model-a", default=None, help="HF dir for setting a (default assets/arith-base)")
     ap.add_argument("--profile", action="store_true", help="also print a cProfile of rlx's loop per setting")
+    ap.add_argument("--overlap", action="store_true",
+                    help="also run rlx with rollout.staleness 1 and TRL with 2 threads (2 cores each side)")
     ap.add_argument("--pieces", action="store_true",
                     help="only time the pieces of one rlx step per setting (no TRL, no ratio line)")
     args = ap.parse_args(argv)
@@ -441,9 +486,11 @@ def main(argv=None) -> None:
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}  cores {os.cpu_count()}  threads {args.threads}")
     log(f"torch {torch.__version__}  transformers {transformers.__version__}  trl {trl.__version__}  "
         f"python {sys.version.split()[0]}")
-    peak = matmul_peak(args.threads)
-    log(f"measured matmul peak: {peak[0]:.1f} GFLOP/s per wall second, {peak[1]:.1f} GFLOP/s per CPU second "
-        f"(fp32 1024^3, {args.threads} thread(s), best of 7)")
+    peaks = {}
+    for n in sorted({args.threads} | ({1, 2} if args.overlap else set())):
+        peaks[n] = matmul_peak(n)
+        log(f"measured matmul peak: {peaks[n][0]:.1f} GFLOP/s per wall second, {peaks[n][1]:.1f} GFLOP/s per CPU "
+            f"second (fp32 1024^3, {n} thread(s), best of 7)")
     with tempfile.TemporaryDirectory() as d:
         b_dir = make_b_model(Path(d) / "b_model") if "b" in args.settings else ""
         if not (Path(model_a) / "config.json").is_file():
@@ -469,11 +516,14 @@ def main(argv=None) -> None:
             if args.pieces:
                 pieces(settings[name], args.threads, log)
             else:
-                ratios[name] = bench_setting(settings[name], args, peak, log)
+                ratios[name] = bench_setting(settings[name], args, peaks, log)
     if args.pieces:
         return
-    log("\nsummary: rlx / TRL steps per second: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
-    log(f"ratio: {ratios.get('a', float('nan')):.2f}")
+    log("\nsummary: rlx / TRL steps per second: " + ", ".join(f"{k} {v['ratio']:.2f}" for k, v in ratios.items()))
+    if args.overlap:
+        log("2 cores each side, rlx rollout.staleness 1 / TRL 2 threads: "
+            + ", ".join(f"{k} {v['overlap']:.2f}" for k, v in ratios.items()))
+    log(f"ratio: {ratios['a']['ratio'] if 'a' in ratios else float('nan'):.2f}")
 
 
 if __name__ == "__main__":

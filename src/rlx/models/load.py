@@ -49,8 +49,9 @@ def build_tiny_model(cfg: TinyModelConfig, tokenizer, seed: int = 0) -> PreTrain
     return model
 
 
-def load_pretrained(path: str, dtype: str = "float32", trust_remote_code: bool = False):
+def load_pretrained(path: str | Path, dtype: str = "float32", trust_remote_code: bool = False):
     """Load (model, tokenizer) from a hub id or local directory, failing with one clear line."""
+    path = str(path)
     local = Path(path)
     looks_local = path.startswith((".", "/", "~")) or local.exists()
     if looks_local and not (local / "config.json").is_file():

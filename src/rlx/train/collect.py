@@ -33,6 +33,7 @@ class Collected:
     batch: RolloutBatch | None  # None when no group survived selection
     metrics: dict[str, float]
     attempts: list = field(default_factory=list)  # (problem, correct samples, samples) per generated group
+    behaviour_logprobs: torch.Tensor | None = None  # [N, T] set when sampled off-policy (rlx.train.ahead)
 
 
 def score_all(task, texts, problems, workers: int = 1) -> list:

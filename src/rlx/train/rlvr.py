@@ -7,6 +7,8 @@ One step, top to bottom, each stage timed into `time/<stage>`:
     advantages  reward shaping, then the configured estimator (GRPO, Dr.GRPO, RLOO, REINFORCE++, GAE)
     update      mu epochs x minibatches x micro-batches of the configured loss + aggregation
     sync        push weights to the rollout engine (a no-op for the in-process hf engine)
+                With `rollout.staleness: 1` the next step's rollouts are sampled on a background thread
+                during this step's update (rlx.train.ahead); `time/rollout` is then only the wait for them.
     eval        held-out greedy accuracy every `eval.every` steps, and before/after the run
 
 Departures from the papers: the default tiny recipe trains without a KL term and without a
@@ -35,6 +37,7 @@ from rlx.sampling.difficulty import DifficultyPool, curate
 from rlx.sampling.prune import Pruner
 from rlx.tasks import make_task
 from rlx.tasks.mixture import MixtureTask
+from rlx.train.ahead import RolloutAhead
 from rlx.train.checkpoint import read_training_state, write_training_state
 from rlx.train.collect import collect, sampling_params
 from rlx.train.logprobs import sequence_logprobs
@@ -96,7 +99,12 @@ def run(cfg: Config, run: RunDir) -> dict:
     t = cfg.train
     opt, sched = make_optimizer(params, t.optim, t.steps * t.epochs * t.minibatches)
     engine_kwargs = {"gpu_memory_utilization": cfg.rollout.gpu_memory_utilization} if cfg.rollout.engine == "vllm" else {}
-    engine = make_engine(cfg.rollout.engine, model, tokenizer, **engine_kwargs)
+    ahead = RolloutAhead(model, cfg.rollout) if cfg.rollout.staleness else None  # samples from its own copy
+    engine = make_engine(cfg.rollout.engine, ahead.behaviour if ahead else model, tokenizer, **engine_kwargs)
+
+    def sync() -> None:
+        ahead.sync(model) if ahead else engine.sync_weights(model)
+
     heldout = task.heldout(cfg.eval.n)
     errors = RewardErrors()
     rollout_precision, train_precision = nullcontext, nullcontext
@@ -124,7 +132,7 @@ def run(cfg: Config, run: RunDir) -> dict:
 
     gen = torch.Generator().manual_seed(cfg.seed)
 
-    start, summary = 0, {}
+    start, summary, pending = 0, {}, None  # pending: the next step's batch, sampled ahead (staleness 1)
     ckpt = run.latest_checkpoint() if run.resume else None
     if ckpt is not None:
         start, extra = read_training_state(ckpt, model, opt, sched)
@@ -138,7 +146,8 @@ def run(cfg: Config, run: RunDir) -> dict:
             pruner.load_state_dict(extra["prune"])
         if value_head is not None:
             value_head.load_state_dict(extra["value_head"])
-        engine.sync_weights(model)
+        pending = extra.get("pending") if ahead else None
+        sync()
         run.truncate_metrics(start)
     elif run.resume:
         raise FileNotFoundError(f"--resume: no checkpoint in {run.checkpoint_dir}")
@@ -155,20 +164,27 @@ def run(cfg: Config, run: RunDir) -> dict:
                  "value_head": value_head.state_dict() if value_head is not None else None,
                  "difficulty": pool.state_dict() if pool is not None else None,
                  "prune": pruner.state_dict() if pruner is not None else None,
-                 "ref_model": ref_model.state_dict() if ref_model is not None and t.ref_reset_every else None}
+                 "ref_model": ref_model.state_dict() if ref_model is not None and t.ref_reset_every else None,
+                 "pending": pending}
         run.save_checkpoint(step, lambda d: write_training_state(d, model, tokenizer, opt, sched, step, extra))
+
+    def produce(step: int):
+        return collect(engine, task, tokenizer, cfg.rollout, cfg.objective, seed=cfg.seed * 1_000_003 + step,
+                       errors=errors, pruner=pruner, step=step)
 
     t_run = time.perf_counter()
     metrics: dict[str, float] = {}
 
-    with progress_bar("rlvr") as bar:
+    with progress_bar("rlvr") as bar, _closing(ahead):
         job = bar.add_task("rlvr", total=t.steps, completed=start, info="")
         for step in range(start + 1, t.steps + 1):
             timer = StageTimer()
             model.eval()
             with timer("rollout"), rollout_precision():
-                collected = collect(engine, task, tokenizer, cfg.rollout, cfg.objective,
-                                    seed=cfg.seed * 1_000_003 + step, errors=errors, pruner=pruner, step=step)
+                collected = pending if pending is not None else produce(step)  # the first step: on-policy
+                pending = None
+                if ahead is not None and step < t.steps:
+                    ahead.submit(produce, step + 1)  # with the weights before this step's update
             metrics = dict(collected.metrics)
             if pool is not None:  # papers simplerl/drive/recap: the pool or mixture sees every group's outcome
                 pool.observe(collected.attempts)
@@ -179,8 +195,12 @@ def run(cfg: Config, run: RunDir) -> dict:
                 on_policy = t.epochs == 1 and t.minibatches == 1 and value_head is None
                 with timer("logprobs"), train_precision():
                     old = ref = old_values = None
+                    behaviour = collected.behaviour_logprobs  # set when sampled one update ago (staleness 1)
                     if not on_policy or objective.cfg.kl_placement == "reward" or objective.cfg.ace_alpha > 0:
-                        old, _, old_values = _score(model, batch, value_head)
+                        if behaviour is None or value_head is not None:
+                            old, _, old_values = _score(model, batch, value_head)
+                    if behaviour is not None:  # π_old in the ratio is the policy that sampled the batch
+                        old = behaviour.to(device)
                     if objective.needs_ref:
                         if ref_model is not None:
                             ref = _score(ref_model, batch)[0]
@@ -216,10 +236,14 @@ def run(cfg: Config, run: RunDir) -> dict:
                                 value_head=value_head)
                     metrics.update({_RENAME.get(k, k): v for k, v in um.items()})
                     metrics["train/lr"] = sched.get_last_lr()[0]
-                with timer("sync"):
-                    engine.sync_weights(model)
             else:
                 metrics["train/skipped_step"] = 1.0
+            if ahead is not None and step < t.steps:
+                with timer("rollout"):  # the part of the next step's sampling the update did not hide
+                    pending = ahead.result()
+            if batch is not None:
+                with timer("sync"):
+                    sync()
             if cfg.eval.every and step % cfg.eval.every == 0 and step < t.steps:
                 with timer("eval"):
                     metrics.update(held_out_eval())
@@ -249,6 +273,16 @@ def run(cfg: Config, run: RunDir) -> dict:
         summary.update({"rollout/mismatch_kl_mean": sum(r["rollout/mismatch_kl"] for r in rows) / len(rows),
                         "rollout/max_importance_ratio": max(r["rollout/max_importance_ratio"] for r in rows)})
     return summary
+
+
+@contextmanager
+def _closing(ahead: RolloutAhead | None):
+    """Stop the rollout thread however the loop ends (a kill waits for the batch in flight)."""
+    try:
+        yield
+    finally:
+        if ahead is not None:
+            ahead.close()
 
 
 @torch.no_grad()

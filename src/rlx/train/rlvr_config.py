@@ -33,6 +33,10 @@ class RolloutConfig(Section):
     reward_workers: int = Field(1, ge=1, le=256,
         description="verify completions on this many threads (for slow verifiers: sandboxed code, remote judges)")
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1, description="vllm only: share of GPU memory")
+    staleness: int = Field(0, ge=0, le=1,
+        description="0: every step samples with the current weights; 1: step t+1's rollouts are sampled on a "
+                    "background thread with the weights before step t's update, so generation overlaps training "
+                    "(one-step off-policy; the importance ratio uses the sampling weights' log-probs)")
 
 
 class RLTrainConfig(Section):
@@ -85,4 +89,15 @@ class Config(Section):
         if self.prune.enabled and self.prune.at_tokens >= self.rollout.max_new_tokens:
             raise ValueError(f"prune.at_tokens ({self.prune.at_tokens}) must be below rollout.max_new_tokens "
                              f"({self.rollout.max_new_tokens})")
+        if self.rollout.staleness:
+            why = [name for name, on in (("rollout.engine: vllm", self.rollout.engine != "hf"),
+                                          ("prune.enabled", self.prune.enabled),
+                                          ("difficulty.enabled", self.difficulty.enabled),
+                                          ("task.name: mixture", self.task.name == "mixture"),
+                                          (f"train.precision_flow: {self.train.precision_flow}",
+                                           self.train.precision_flow != "none")) if on]
+            if why:
+                raise ValueError(f"rollout.staleness: 1 samples on a background thread with the hf engine and needs "
+                                 f"each step's prompts to be independent of the last step's outcomes; it cannot run "
+                                 f"with {', '.join(why)} (set rollout.staleness: 0)")
         return self

@@ -1,0 +1,100 @@
+"""One-step off-policy rollouts (`rollout.staleness: 1`): sample the next step's batch while this one trains.
+
+    main thread:   | update on B_t: θ_t -> θ_{t+1}   | wait | sync: behaviour <- θ_{t+1} |
+    rollout thread:| sample B_{t+1} with behaviour = θ_t  |
+
+Generation and the update are both single-threaded on a small model, so on a machine with two cores
+they run side by side and a step costs about max(rollout, update) instead of their sum
+(`bench/rlvr_vs_trl.py --overlap`). The price is one step of staleness: B_{t+1} is sampled by θ_t but
+trains θ_{t+1}, so the PPO ratio π_θ / π_old must use the *sampling* weights' log-probs as π_old
+(verl's one-step off-policy trainer and AReaL's bounded staleness make the same trade; the first
+step of a run is sampled on-policy in the foreground).
+
+The sampling weights live in a copy of the policy (`behaviour`) that only the rollout thread reads
+while a batch is in flight; the trainer copies its weights into it between batches, never during one.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+
+import torch
+
+from rlx.train.collect import Collected
+from rlx.train.logprobs import sequence_logprobs
+from rlx.train.rlvr_config import RolloutConfig
+from rlx.types import RolloutBatch
+
+__all__ = ["RolloutAhead", "behaviour_logprobs", "copy_weights"]
+
+
+@torch.no_grad()
+def copy_weights(dst: torch.nn.Module, src: torch.nn.Module) -> None:
+    """dst's parameters and buffers <- src's (same architecture, e.g. a deepcopy)."""
+    for get in (lambda m: list(m.parameters()), lambda m: list(m.buffers())):
+        d, s = get(dst), get(src)
+        if len(d) != len(s):
+            raise ValueError(f"copy_weights: {len(d)} tensors in the copy, {len(s)} in the source")
+        if d:
+            torch._foreach_copy_(d, s)  # one call for all tensors
+
+
+def behaviour_logprobs(model: torch.nn.Module, batch: RolloutBatch, rcfg: RolloutConfig) -> torch.Tensor:
+    """log π_behaviour(token) for every completion token, as the trainer computes log-probs.  -> [N, T]
+
+    At temperature 1 with no top-k / top-p the engine's own log-probs are exactly that quantity
+    (the hf engine's equal a teacher-forced forward, tests/rollout/test_hf.py); otherwise the trainer's
+    (untempered) log-probs differ from the sampling distribution's, so one no-grad forward of the
+    sampling weights gives them.
+    """
+    if rcfg.temperature == 1.0 and rcfg.top_p == 1.0 and rcfg.top_k == 0:
+        return batch.rollout_logprobs.clone()  # a normal tensor (the engine's are inference-mode tensors)
+    with torch.no_grad():
+        return sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
+                                 batch.attention_mask, group_size=batch.group_size)[0]
+
+
+class RolloutAhead:
+    """A single background thread that produces step t+1's `Collected` from the `behaviour` weights."""
+
+    def __init__(self, model: torch.nn.Module, rcfg: RolloutConfig):
+        self.behaviour = copy.deepcopy(model).eval().requires_grad_(False)
+        self.rcfg = rcfg
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rlx-rollout")
+        self._future: Future | None = None
+
+    def submit(self, produce: Callable[[int], Collected], step: int) -> None:
+        """Start sampling step `step`'s batch with the current behaviour weights."""
+        if self._future is not None:
+            raise RuntimeError("RolloutAhead.submit: the previous batch was not collected")
+        self._future = self._pool.submit(self._produce, produce, step)
+
+    def _produce(self, produce: Callable[[int], Collected], step: int) -> Collected:
+        t0 = time.perf_counter()
+        collected = produce(step)
+        if collected.batch is not None:
+            collected = replace(collected,
+                                behaviour_logprobs=behaviour_logprobs(self.behaviour, collected.batch, self.rcfg))
+        return replace(collected, metrics={**collected.metrics, "time/rollout_background": time.perf_counter() - t0})
+
+    def result(self) -> Collected:
+        """The submitted batch (re-raises whatever the rollout thread raised)."""
+        future, self._future = self._future, None
+        if future is None:
+            raise RuntimeError("RolloutAhead.result: nothing was submitted")
+        return future.result()
+
+    def sync(self, model: torch.nn.Module) -> None:
+        """behaviour <- model; only between batches (the rollout thread reads the weights while sampling)."""
+        if self._future is not None:
+            raise RuntimeError("RolloutAhead.sync: a batch is in flight")
+        copy_weights(self.behaviour, model)
+
+    def close(self) -> None:
+        """Wait for a batch in flight (a thread cannot be killed) and stop the thread."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._future = None

@@ -1,0 +1,162 @@
+"""One-step off-policy rollouts (`rollout.staleness: 1`, rlx.train.ahead): what is sampled with which weights."""
+
+import json
+
+import pytest
+import torch
+
+from rlx.cli import main
+from rlx.config import ConfigError, build_config
+from rlx.models import load_pretrained
+from rlx.rollout import HFEngine, SamplingParams
+from rlx.train.ahead import RolloutAhead, behaviour_logprobs, copy_weights
+from rlx.train.collect import Collected
+from rlx.train.logprobs import sequence_logprobs
+from rlx.train.rlvr_config import Config, RolloutConfig
+from rlx.types import RolloutBatch
+
+PROMPTS = ["12+34=", "71*96="]
+
+
+def _batch(gen, n: int) -> RolloutBatch:
+    rows = gen.completion_ids.shape[0]
+    return RolloutBatch(prompt_ids=gen.prompt_ids, prompt_mask=gen.prompt_mask, completion_ids=gen.completion_ids,
+                        response_mask=gen.completion_mask, rollout_logprobs=gen.logprobs,
+                        rewards=torch.zeros(rows), correct=torch.zeros(rows, dtype=torch.bool),
+                        group_index=torch.arange(rows) // n, group_size=n, texts=gen.texts,
+                        finish_reasons=gen.finish_reasons)
+
+
+def _perturb(model, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+
+
+def test_copy_weights_makes_the_copy_equal_and_independent(base_model_dir):
+    a, _ = load_pretrained(base_model_dir)
+    b, _ = load_pretrained(base_model_dir)
+    _perturb(a, 0)
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    copy_weights(b, a)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    _perturb(a, 1)  # later updates of the source do not leak into the copy
+    assert not any(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_behaviour_logprobs_are_the_trainers_logprobs_of_the_sampling_weights(base_model_dir, temperature):
+    model, tok = load_pretrained(base_model_dir)
+    gen = HFEngine(model, tok).generate(PROMPTS, SamplingParams(temperature=temperature, max_new_tokens=6, n=4), seed=3)
+    batch = _batch(gen, 4)
+    got = behaviour_logprobs(model, batch, RolloutConfig(temperature=temperature))
+    with torch.no_grad():
+        want = sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
+                                 batch.attention_mask, group_size=4)[0]
+    m = batch.response_mask.bool()
+    assert not got.is_inference()  # usable in the autograd graph of the update
+    torch.testing.assert_close(got[m], want[m], atol=1e-5, rtol=0)
+    if temperature != 1.0:  # the engine's tempered log-probs are not the trainer's: a forward was needed
+        assert (gen.logprobs[m] - want[m]).abs().max() > 1e-2
+
+
+def test_the_batch_sampled_ahead_uses_the_weights_from_before_the_update(base_model_dir):
+    """submit(), then change the trainer's weights (the update): the batch is the old weights' batch."""
+    model, tok = load_pretrained(base_model_dir)
+    ahead = RolloutAhead(model, RolloutConfig())
+    engine = HFEngine(ahead.behaviour, tok)
+    params = SamplingParams(temperature=1.0, max_new_tokens=6, n=4)
+
+    def produce(step):
+        return Collected(_batch(engine.generate(PROMPTS, params, seed=step), 4), {"step": float(step)})
+
+    reference = HFEngine(load_pretrained(base_model_dir)[0], tok).generate(PROMPTS, params, seed=2)
+    try:
+        ahead.submit(produce, 2)
+        _perturb(model, 0)  # the update of step 1, while step 2's batch is sampled
+        with pytest.raises(RuntimeError, match="in flight"):
+            ahead.sync(model)
+        got = ahead.result()
+        assert torch.equal(got.batch.completion_ids, reference.completion_ids)
+        assert got.metrics["step"] == 2.0 and got.metrics["time/rollout_background"] > 0
+        torch.testing.assert_close(got.behaviour_logprobs, reference.logprobs)
+        ahead.sync(model)  # between batches: the sampler now has the updated weights
+        assert all(torch.equal(x, y) for x, y in zip(ahead.behaviour.parameters(), model.parameters()))
+        ahead.submit(produce, 2)
+        assert not torch.equal(ahead.result().behaviour_logprobs, reference.logprobs)
+    finally:
+        ahead.close()
+
+
+def test_an_error_on_the_rollout_thread_reaches_the_trainer(base_model_dir):
+    model, _ = load_pretrained(base_model_dir)
+    ahead = RolloutAhead(model, RolloutConfig())
+
+    def produce(step):
+        raise ValueError(f"verifier broke at step {step}")
+
+    try:
+        ahead.submit(produce, 5)
+        with pytest.raises(ValueError, match="step 5"):
+            ahead.result()
+        with pytest.raises(RuntimeError, match="nothing was submitted"):
+            ahead.result()
+    finally:
+        ahead.close()
+
+
+ARGS = ["train.steps=4", "eval.n=8", "eval.every=0", "rollout.prompts_per_step=4", "rollout.group_size=4",
+        "train.micro_batch_size=16", "train.optim.lr=1e-3"]
+
+
+def _rows(out):
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r for r in rows if "train/policy/ratio_mean" in r}
+
+
+def test_staleness_one_trains_step_t_on_the_batch_sampled_before_update_t_minus_1(base_model_dir, tmp_path):
+    base = ["train", "recipes/arith_grpo.yaml", f"model.path={base_model_dir}", *ARGS, "train.checkpoint_every=0"]
+    assert main([*base, "--out", str(tmp_path / "sync")]) == 0
+    assert main([*base, "rollout.staleness=1", "--out", str(tmp_path / "ahead")]) == 0
+    sync, ahead = _rows(tmp_path / "sync"), _rows(tmp_path / "ahead")
+    assert sorted(ahead) == [1, 2, 3, 4]
+    # step 1 is sampled on-policy in the foreground: the two runs are identical
+    for k in ("rollout/reward_mean", "train/loss/policy", "train/grad_norm"):
+        assert ahead[1][k] == sync[1][k]
+    # step 2 trains θ_1 on a batch sampled by θ_0 (it equals the batch staleness 0 would sample with θ_0's
+    # seed for step 2 only if the weights had not moved); its importance ratio is no longer exactly 1
+    assert sync[2]["train/policy/ratio_mean"] == 1.0 and sync[2]["train/policy/ratio_max"] == 1.0
+    assert ahead[2]["train/policy/ratio_max"] > 1.0 and ahead[2]["train/policy/approx_kl"] > 0
+    assert "time/rollout_background" in ahead[2] and "time/rollout_background" not in ahead[1]
+    assert "time/rollout_background" not in sync[2]
+
+
+def test_staleness_one_crash_then_resume_matches(base_model_dir, tmp_path, kill_on_call):
+    """The checkpoint holds the batch sampled ahead, so a resumed run trains on exactly the same batches."""
+    args = ["train", "recipes/arith_grpo.yaml", f"model.path={base_model_dir}", *ARGS, "train.checkpoint_every=2",
+            "rollout.staleness=1"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+
+    import rlx.tasks.arithmetic as arith
+
+    restore = kill_on_call(arith.ArithmeticTask, "train_problems", 4)  # on the rollout thread, during step 3
+    assert main([*args, "--out", str(tmp_path / "b")]) == 130
+    restore()
+    assert main([*args, "--out", str(tmp_path / "b"), "--resume"]) == 0
+    strip = lambda rows: {s: {k: v for k, v in r.items() if not k.startswith("time/")} for s, r in rows.items()}
+    a, b = strip(_rows(tmp_path / "a")), strip(_rows(tmp_path / "b"))
+    assert sorted(a) == [1, 2, 3, 4] and a == b
+
+
+@pytest.mark.parametrize("override, field", [
+    ({"rollout": {"engine": "vllm", "staleness": 1}}, "rollout.engine: vllm"),
+    ({"rollout": {"staleness": 1}, "prune": {"enabled": True, "candidates": 16}}, "prune.enabled"),
+    ({"rollout": {"staleness": 1}, "difficulty": {"enabled": True}}, "difficulty.enabled"),
+    ({"rollout": {"staleness": 1}, "train": {"precision_flow": "fp8_rollout"}}, "train.precision_flow: fp8_rollout"),
+    ({"rollout": {"staleness": 2}}, "rollout.staleness"),
+])
+def test_staleness_config_errors_name_the_field(override, field):
+    base = {"kind": "rlvr", "model": {"path": "x"}, "task": {"name": "arithmetic"}}
+    with pytest.raises(ConfigError, match=field):
+        build_config(Config, {**base, **override})
