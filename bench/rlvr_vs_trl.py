@@ -362,9 +362,9 @@ def bench_setting(s: Setting, args, peaks: dict[int, tuple[float, float]], log) 
             f"{out['overlap']:.2f}; rlx (staleness 1) / TRL ({args.threads} thread(s)) = "
             f"{rows['trl']['step'] / rows['rlx_ahead']['step']:.2f}")
     if args.profile:
-        out = run_rlx(Setting(**{**s.__dict__, "steps": max(6, s.steps // 2)}), args.threads, 0, profile=True)
+        profiled = run_rlx(Setting(**{**s.__dict__, "steps": max(6, s.steps // 2)}), args.threads, 0, profile=True)
         buf = io.StringIO()
-        st = pstats.Stats(out["profile"], stream=buf).strip_dirs().sort_stats("tottime")
+        st = pstats.Stats(profiled["profile"], stream=buf).strip_dirs().sort_stats("tottime")
         st.print_stats(25)
         st.sort_stats("cumulative").print_stats(45)
         log(f"  -- cProfile of rlx.train.rlvr.run, setting {s.name} (includes model load, before/after eval) --")

@@ -1,6 +1,7 @@
 """One-step off-policy rollouts (`rollout.staleness: 1`, rlx.train.ahead): what is sampled with which weights."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -9,8 +10,10 @@ from rlx.cli import main
 from rlx.config import ConfigError, build_config
 from rlx.models import load_pretrained
 from rlx.rollout import HFEngine, SamplingParams
-from rlx.train.ahead import RolloutAhead, behaviour_logprobs, copy_weights
-from rlx.train.collect import Collected
+from rlx.rewards.safe import RewardErrors
+from rlx.tasks import make_task
+from rlx.train.ahead import RolloutAhead, behaviour_logprobs, copy_weights, engine_logprobs_exact
+from rlx.train.collect import Collected, collect
 from rlx.train.logprobs import sequence_logprobs
 from rlx.train.rlvr_config import Config, RolloutConfig
 from rlx.types import RolloutBatch
@@ -50,7 +53,8 @@ def test_behaviour_logprobs_are_the_trainers_logprobs_of_the_sampling_weights(ba
     model, tok = load_pretrained(base_model_dir)
     gen = HFEngine(model, tok).generate(PROMPTS, SamplingParams(temperature=temperature, max_new_tokens=6, n=4), seed=3)
     batch = _batch(gen, 4)
-    got = behaviour_logprobs(model, batch, RolloutConfig(temperature=temperature))
+    rcfg = RolloutConfig(temperature=temperature)
+    got = behaviour_logprobs(model, batch, forward=not engine_logprobs_exact(rcfg))
     with torch.no_grad():
         want = sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
                                  batch.attention_mask, group_size=4)[0]
@@ -59,12 +63,14 @@ def test_behaviour_logprobs_are_the_trainers_logprobs_of_the_sampling_weights(ba
     torch.testing.assert_close(got[m], want[m], atol=1e-5, rtol=0)
     if temperature != 1.0:  # the engine's tempered log-probs are not the trainer's: a forward was needed
         assert (gen.logprobs[m] - want[m]).abs().max() > 1e-2
+    assert engine_logprobs_exact(rcfg) == (temperature == 1.0)
+    assert not engine_logprobs_exact(RolloutConfig(top_k=5)) and not engine_logprobs_exact(RolloutConfig(top_p=0.9))
 
 
 def test_the_batch_sampled_ahead_uses_the_weights_from_before_the_update(base_model_dir):
     """submit(), then change the trainer's weights (the update): the batch is the old weights' batch."""
     model, tok = load_pretrained(base_model_dir)
-    ahead = RolloutAhead(model, RolloutConfig())
+    ahead = RolloutAhead(model, forward=False)
     engine = HFEngine(ahead.behaviour, tok)
     params = SamplingParams(temperature=1.0, max_new_tokens=6, n=4)
 
@@ -91,7 +97,7 @@ def test_the_batch_sampled_ahead_uses_the_weights_from_before_the_update(base_mo
 
 def test_an_error_on_the_rollout_thread_reaches_the_trainer(base_model_dir):
     model, _ = load_pretrained(base_model_dir)
-    ahead = RolloutAhead(model, RolloutConfig())
+    ahead = RolloutAhead(model, forward=False)
 
     def produce(step):
         raise ValueError(f"verifier broke at step {step}")
@@ -115,21 +121,75 @@ def _rows(out):
     return {r["step"]: r for r in rows if "train/policy/ratio_mean" in r}
 
 
-def test_staleness_one_trains_step_t_on_the_batch_sampled_before_update_t_minus_1(base_model_dir, tmp_path):
-    base = ["train", "recipes/arith_grpo.yaml", f"model.path={base_model_dir}", *ARGS, "train.checkpoint_every=0"]
-    assert main([*base, "--out", str(tmp_path / "sync")]) == 0
-    assert main([*base, "rollout.staleness=1", "--out", str(tmp_path / "ahead")]) == 0
+def test_staleness_one_trains_step_t_on_the_batch_sampled_before_update_t_minus_1(base_model_dir, tmp_path,
+                                                                                   monkeypatch):
+    base = ["train", "recipes/arith_grpo.yaml", f"model.path={base_model_dir}", *ARGS]
+    assert main([*base, "train.checkpoint_every=0", "--out", str(tmp_path / "sync")]) == 0
+    import rlx.tasks.arithmetic as arith
+
+    real = arith.ArithmeticTask.train_problems
+
+    def slow(self, n, seed):  # the rollout thread starts sampling only after the update has stepped the optimizer
+        time.sleep(0.5)
+        return real(self, n, seed)
+
+    monkeypatch.setattr(arith.ArithmeticTask, "train_problems", slow)
+    assert main([*base, "rollout.staleness=1", "train.checkpoint_every=0", "--out", str(tmp_path / "ahead")]) == 0
     sync, ahead = _rows(tmp_path / "sync"), _rows(tmp_path / "ahead")
     assert sorted(ahead) == [1, 2, 3, 4]
     # step 1 is sampled on-policy in the foreground: the two runs are identical
-    for k in ("rollout/reward_mean", "train/loss/policy", "train/grad_norm"):
+    for k in ("rollout/reward_mean", "train/loss/policy", "train/grad_norm", "rollout/mismatch_kl"):
         assert ahead[1][k] == sync[1][k]
-    # step 2 trains θ_1 on a batch sampled by θ_0 (it equals the batch staleness 0 would sample with θ_0's
-    # seed for step 2 only if the weights had not moved); its importance ratio is no longer exactly 1
-    assert sync[2]["train/policy/ratio_mean"] == 1.0 and sync[2]["train/policy/ratio_max"] == 1.0
-    assert ahead[2]["train/policy/ratio_max"] > 1.0 and ahead[2]["train/policy/approx_kl"] > 0
+    # from step 2 on, θ_t trains on a batch sampled by θ_{t-1}: on-policy the ratio is exactly 1, here it is
+    # not, by far more than the engine/trainer rounding (~1e-7) a batch sampled by the current weights would show
+    assert sync[2]["train/policy/ratio_max"] == 1.0 and sync[2]["train/policy/approx_kl"] == 0.0
+    assert ahead[2]["train/policy/approx_kl"] > 1e-3 and ahead[2]["train/policy/ratio_max"] > 1.1
     assert "time/rollout_background" in ahead[2] and "time/rollout_background" not in ahead[1]
     assert "time/rollout_background" not in sync[2]
+    # π_old is the engine's own log-probs, so no engine/trainer mismatch is measured after step 1
+    assert "rollout/mismatch_kl" in ahead[1] and "rollout/mismatch_kl" not in ahead[2]
+
+    # the checkpoint after step 1 holds step 2's batch: exactly what θ_0 samples with step 2's seed
+    assert main([*base, "rollout.staleness=1", "train.steps=2", "train.checkpoint_every=1",
+                 "--out", str(tmp_path / "ahead2")]) == 0
+    ckpt = tmp_path / "ahead2" / "checkpoints" / "step_00000001"
+    state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+    pending = state["extra"]["pending"]
+    cfg = build_config(Config, {"kind": "rlvr", "model": {"path": str(base_model_dir)}, "task": {"name": "arithmetic"},
+                                "rollout": {"prompts_per_step": 4, "group_size": 4}})
+    theta0, tok = load_pretrained(base_model_dir)
+    theta1, _ = load_pretrained(ckpt / "model")
+
+    def sample(model, step):
+        return collect(HFEngine(model, tok), make_task(cfg.task), tok, cfg.rollout, cfg.objective,
+                       seed=cfg.seed * 1_000_003 + step, errors=RewardErrors())
+
+    by0, by1 = sample(theta0, 2), sample(theta1, 2)
+    assert torch.equal(pending.batch.completion_ids, by0.batch.completion_ids)
+    m = by0.batch.response_mask.bool()
+    torch.testing.assert_close(pending.behaviour_logprobs[m], by0.batch.rollout_logprobs[m], atol=1e-5, rtol=0)
+    if torch.equal(by1.batch.completion_ids, by0.batch.completion_ids):  # same tokens: θ_1 scores them differently
+        assert (by1.batch.rollout_logprobs[m] - pending.behaviour_logprobs[m]).abs().max() > 1e-3
+    # after update 1 the sampler was synced: the checkpoint after step 2 holds step 3's batch, sampled by θ_1
+    assert main([*base, "rollout.staleness=1", "train.steps=3", "train.checkpoint_every=2",
+                 "--out", str(tmp_path / "ahead3")]) == 0
+    state = torch.load(tmp_path / "ahead3" / "checkpoints" / "step_00000002" / "trainer_state.pt", weights_only=False)
+    pending, want = state["extra"]["pending"], sample(theta1, 3).batch
+    m = want.response_mask.bool()
+    assert torch.equal(pending.batch.completion_ids, want.completion_ids)
+    torch.testing.assert_close(pending.behaviour_logprobs[m], want.rollout_logprobs[m], atol=1e-5, rtol=0)
+
+
+def test_staleness_one_with_tis_keeps_the_mismatch_measured(base_model_dir, tmp_path):
+    """With a TIS cap π_old comes from a trainer forward of the sampling weights, so the engine/trainer
+    mismatch on the same weights is still measured (and tiny), while the staleness shows in the ratio."""
+    base = ["train", "recipes/arith_grpo.yaml", f"model.path={base_model_dir}", *ARGS, "train.checkpoint_every=0",
+            "objective.tis_cap=2.0", "rollout.staleness=1"]
+    assert main([*base, "--out", str(tmp_path / "tis")]) == 0
+    rows = _rows(tmp_path / "tis")
+    for step in (2, 3, 4):
+        assert rows[step]["rollout/mismatch_kl"] < 1e-8 and abs(rows[step]["rollout/max_importance_ratio"] - 1) < 1e-3
+    assert rows[2]["train/policy/approx_kl"] > 1e-3
 
 
 def test_staleness_one_crash_then_resume_matches(base_model_dir, tmp_path, kill_on_call):

@@ -6,9 +6,9 @@
 Generation and the update are both single-threaded on a small model, so on a machine with two cores
 they run side by side and a step costs about max(rollout, update) instead of their sum
 (`bench/rlvr_vs_trl.py --overlap`). The price is one step of staleness: B_{t+1} is sampled by θ_t but
-trains θ_{t+1}, so the PPO ratio π_θ / π_old must use the *sampling* weights' log-probs as π_old
-(verl's one-step off-policy trainer and AReaL's bounded staleness make the same trade; the first
-step of a run is sampled on-policy in the foreground).
+trains θ_{t+1}, so π_old in the clipped ratio π_θ / π_old is the *sampling* policy, the usual PPO
+treatment of off-policy data (the search-agent trainer's async mode also offers a decoupled, proximal
+π_old; here the plain one). The first step of a run is sampled on-policy in the foreground.
 
 The sampling weights live in a copy of the policy (`behaviour`) that only the rollout thread reads
 while a batch is in flight; the trainer copies its weights into it between batches, never during one.
@@ -29,7 +29,7 @@ from rlx.train.logprobs import sequence_logprobs
 from rlx.train.rlvr_config import RolloutConfig
 from rlx.types import RolloutBatch
 
-__all__ = ["RolloutAhead", "behaviour_logprobs", "copy_weights"]
+__all__ = ["RolloutAhead", "behaviour_logprobs", "copy_weights", "engine_logprobs_exact"]
 
 
 @torch.no_grad()
@@ -43,15 +43,20 @@ def copy_weights(dst: torch.nn.Module, src: torch.nn.Module) -> None:
             torch._foreach_copy_(d, s)  # one call for all tensors
 
 
-def behaviour_logprobs(model: torch.nn.Module, batch: RolloutBatch, rcfg: RolloutConfig) -> torch.Tensor:
+def engine_logprobs_exact(rcfg: RolloutConfig) -> bool:
+    """True when the engine's log-probs of the sampled tokens are what the trainer computes: temperature 1
+    with no top-k / top-p (the hf engine's then equal a teacher-forced forward, tests/rollout/test_hf.py)."""
+    return rcfg.temperature == 1.0 and rcfg.top_p == 1.0 and rcfg.top_k == 0
+
+
+def behaviour_logprobs(model: torch.nn.Module, batch: RolloutBatch, forward: bool) -> torch.Tensor:
     """log π_behaviour(token) for every completion token, as the trainer computes log-probs.  -> [N, T]
 
-    At temperature 1 with no top-k / top-p the engine's own log-probs are exactly that quantity
-    (the hf engine's equal a teacher-forced forward, tests/rollout/test_hf.py); otherwise the trainer's
-    (untempered) log-probs differ from the sampling distribution's, so one no-grad forward of the
-    sampling weights gives them.
+    forward=False takes the engine's own log-probs (exact when `engine_logprobs_exact`); forward=True runs
+    one no-grad trainer forward of the sampling weights: needed when the engine's are tempered or
+    truncated, and whenever the engine-vs-trainer mismatch must stay measurable (TIS, mismatch metrics).
     """
-    if rcfg.temperature == 1.0 and rcfg.top_p == 1.0 and rcfg.top_k == 0:
+    if not forward:
         return batch.rollout_logprobs.clone()  # a normal tensor (the engine's are inference-mode tensors)
     with torch.no_grad():
         return sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
@@ -61,9 +66,10 @@ def behaviour_logprobs(model: torch.nn.Module, batch: RolloutBatch, rcfg: Rollou
 class RolloutAhead:
     """A single background thread that produces step t+1's `Collected` from the `behaviour` weights."""
 
-    def __init__(self, model: torch.nn.Module, rcfg: RolloutConfig):
+    def __init__(self, model: torch.nn.Module, forward: bool):
+        """forward: compute π_old with a trainer forward of the sampling weights (see `behaviour_logprobs`)."""
         self.behaviour = copy.deepcopy(model).eval().requires_grad_(False)
-        self.rcfg = rcfg
+        self.forward = forward
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rlx-rollout")
         self._future: Future | None = None
 
@@ -78,7 +84,7 @@ class RolloutAhead:
         collected = produce(step)
         if collected.batch is not None:
             collected = replace(collected,
-                                behaviour_logprobs=behaviour_logprobs(self.behaviour, collected.batch, self.rcfg))
+                                behaviour_logprobs=behaviour_logprobs(self.behaviour, collected.batch, self.forward))
         return replace(collected, metrics={**collected.metrics, "time/rollout_background": time.perf_counter() - t0})
 
     def result(self) -> Collected:

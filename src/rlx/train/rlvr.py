@@ -37,7 +37,7 @@ from rlx.sampling.difficulty import DifficultyPool, curate
 from rlx.sampling.prune import Pruner
 from rlx.tasks import make_task
 from rlx.tasks.mixture import MixtureTask
-from rlx.train.ahead import RolloutAhead
+from rlx.train.ahead import RolloutAhead, engine_logprobs_exact
 from rlx.train.checkpoint import read_training_state, write_training_state
 from rlx.train.collect import collect, sampling_params
 from rlx.train.logprobs import sequence_logprobs
@@ -99,7 +99,9 @@ def run(cfg: Config, run: RunDir) -> dict:
     t = cfg.train
     opt, sched = make_optimizer(params, t.optim, t.steps * t.epochs * t.minibatches)
     engine_kwargs = {"gpu_memory_utilization": cfg.rollout.gpu_memory_utilization} if cfg.rollout.engine == "vllm" else {}
-    ahead = RolloutAhead(model, cfg.rollout) if cfg.rollout.staleness else None  # samples from its own copy
+    ahead = None
+    if cfg.rollout.staleness:  # samples from its own copy; π_old from the engine unless TIS needs the trainer's
+        ahead = RolloutAhead(model, forward=not engine_logprobs_exact(cfg.rollout) or cfg.objective.tis_cap is not None)
     engine = make_engine(cfg.rollout.engine, ahead.behaviour if ahead else model, tokenizer, **engine_kwargs)
 
     def sync() -> None:
@@ -234,6 +236,8 @@ def run(cfg: Config, run: RunDir) -> dict:
                     um = update(model, objective, prepared, opt, sched, epochs=t.epochs, minibatches=t.minibatches,
                                 micro_batch_size=t.micro_batch_size, grad_clip=t.optim.grad_clip, generator=gen,
                                 value_head=value_head)
+                    if behaviour is not None and not ahead.forward:  # π_old is the engine's own: nothing measured
+                        um = {k: v for k, v in um.items() if not k.startswith("train/mismatch/")}
                     metrics.update({_RENAME.get(k, k): v for k, v in um.items()})
                     metrics["train/lr"] = sched.get_last_lr()[0]
             else:
