@@ -48,23 +48,24 @@ def test_copy_weights_makes_the_copy_equal_and_independent(base_model_dir):
     assert not any(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_behaviour_logprobs_are_the_trainers_logprobs_of_the_sampling_weights(base_model_dir, temperature):
+@pytest.mark.parametrize("temperature, top_k", [(1.0, 0), (0.7, 0), (0.7, 5)])
+def test_behaviour_logprobs_are_the_trainers_logprobs_of_the_sampling_weights(base_model_dir, temperature, top_k):
     model, tok = load_pretrained(base_model_dir)
-    gen = HFEngine(model, tok).generate(PROMPTS, SamplingParams(temperature=temperature, max_new_tokens=6, n=4), seed=3)
+    gen = HFEngine(model, tok).generate(PROMPTS, SamplingParams(temperature=temperature, top_k=top_k, max_new_tokens=6,
+                                                                n=4), seed=3)
     batch = _batch(gen, 4)
-    rcfg = RolloutConfig(temperature=temperature)
-    got = behaviour_logprobs(model, batch, forward=not engine_logprobs_exact(rcfg))
-    with torch.no_grad():
+    rcfg = RolloutConfig(temperature=temperature, top_k=top_k)
+    got = behaviour_logprobs(model, batch, forward=not engine_logprobs_exact(rcfg), temperature=temperature)
+    with torch.no_grad():  # the trainer's log-probs: log_softmax(logits / temperature), untruncated
         want = sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
-                                 batch.attention_mask, group_size=4)[0]
+                                 batch.attention_mask, group_size=4, temperature=temperature)[0]
     m = batch.response_mask.bool()
     assert not got.is_inference()  # usable in the autograd graph of the update
     torch.testing.assert_close(got[m], want[m], atol=1e-5, rtol=0)
-    if temperature != 1.0:  # the engine's tempered log-probs are not the trainer's: a forward was needed
-        assert (gen.logprobs[m] - want[m]).abs().max() > 1e-2
-    assert engine_logprobs_exact(rcfg) == (temperature == 1.0)
-    assert not engine_logprobs_exact(RolloutConfig(top_k=5)) and not engine_logprobs_exact(RolloutConfig(top_p=0.9))
+    assert engine_logprobs_exact(rcfg) == (top_k == 0)
+    if top_k:  # the engine's truncated log-probs are not the trainer's: the forward was needed
+        assert (gen.logprobs[m] - want[m]).abs().max() > 1e-3
+    assert not engine_logprobs_exact(RolloutConfig(top_p=0.9))
 
 
 def test_the_batch_sampled_ahead_uses_the_weights_from_before_the_update(base_model_dir):

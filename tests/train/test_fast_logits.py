@@ -159,3 +159,26 @@ def test_full_rows_take_the_no_scatter_branch_with_the_same_values_and_gradients
         grads.append(torch.cat([q.grad.flatten() for q in model.parameters()]))
     torch.testing.assert_close(values[0], values[1], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("lean, group_size", [(True, 4), (False, 4), (False, 1)])
+def test_sequence_logprobs_at_a_temperature_is_the_tempered_softmax(lean, group_size):
+    model = llama()
+    prompt, pmask, comp, cmask = batch()
+    tau = 0.7
+    got, ent, _ = sequence_logprobs(model, prompt, pmask, comp, cmask, with_entropy=True, group_size=group_size,
+                                    lean=lean, temperature=tau)
+    # by hand: one full forward over prompt + completion, logits / tau, log_softmax, gather
+    ids, att = torch.cat([prompt, comp], 1), torch.cat([pmask, cmask], 1).long()
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=att, position_ids=(att.cumsum(1) - 1).clamp_min(0)).logits
+    p = prompt.shape[1]
+    logp = torch.log_softmax(logits[:, p - 1:-1] / tau, dim=-1)
+    want = torch.where(cmask, logp.gather(-1, comp.unsqueeze(-1)).squeeze(-1), 0.0)
+    want_ent = torch.where(cmask, -(logp.exp() * logp).sum(-1), 0.0)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ent, want_ent, atol=1e-5, rtol=0)
+    untempered = sequence_logprobs(model, prompt, pmask, comp, cmask, group_size=group_size, lean=lean)[0]
+    assert (untempered - got)[cmask].abs().max() > 1e-2  # the temperature is not a no-op
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        sequence_logprobs(model, prompt, pmask, comp, cmask, temperature=0.0)

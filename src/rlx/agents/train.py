@@ -98,6 +98,7 @@ def run(cfg: Config, run: RunDir) -> dict:
     model.to(device)
     max_len = model.config.max_position_embeddings
     objective = build_objective(cfg.objective, max_new_tokens=cfg.rollout.turns.turn_tokens)
+    tau = cfg.rollout.turns.temperature or 1.0  # the loss scores softmax(logits / tau); greedy turns: tau 1
     t, r, a = cfg.train, cfg.rollout, cfg.async_rl
     opt, sched = make_optimizer(model.parameters(), t.optim, max(1, t.steps))
     heldout = env.heldout(cfg.eval.per_hop)
@@ -158,11 +159,11 @@ def run(cfg: Config, run: RunDir) -> dict:
                 elif producer is not None:  # decoupled (AReaL): clip against pi_prox, weight pi_prox / pi_behaviour
                     with torch.no_grad():
                         old = sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
-                                                batch.attention_mask, group_size=batch.group_size)[0]
+                                                batch.attention_mask, group_size=batch.group_size, temperature=tau)[0]
                 model.train()
                 um = update(model, objective, Prepared(batch, adv.advantages, old, None), opt, sched, epochs=1,
                             minibatches=1, micro_batch_size=t.micro_batch_size, grad_clip=t.optim.grad_clip,
-                            generator=gen)
+                            generator=gen, temperature=tau)
                 if producer is not None:
                     producer.publish(step, model)
                 metrics.update({f"train/{k}": float(v) for k, v in am.items()})

@@ -44,32 +44,35 @@ def copy_weights(dst: torch.nn.Module, src: torch.nn.Module) -> None:
 
 
 def engine_logprobs_exact(rcfg: RolloutConfig) -> bool:
-    """True when the engine's log-probs of the sampled tokens are what the trainer computes: temperature 1
-    with no top-k / top-p (the hf engine's then equal a teacher-forced forward, tests/rollout/test_hf.py)."""
-    return rcfg.temperature == 1.0 and rcfg.top_p == 1.0 and rcfg.top_k == 0
+    """True when the engine's log-probs of the sampled tokens are what the trainer computes (log_softmax of
+    logits / temperature): no top-k / top-p truncation (the hf engine's then equal a teacher-forced forward
+    at the same temperature, tests/rollout/test_hf.py)."""
+    return rcfg.top_p == 1.0 and rcfg.top_k == 0
 
 
-def behaviour_logprobs(model: torch.nn.Module, batch: RolloutBatch, forward: bool) -> torch.Tensor:
+def behaviour_logprobs(model: torch.nn.Module, batch: RolloutBatch, forward: bool,
+                       temperature: float = 1.0) -> torch.Tensor:
     """log π_behaviour(token) for every completion token, as the trainer computes log-probs.  -> [N, T]
 
     forward=False takes the engine's own log-probs (exact when `engine_logprobs_exact`); forward=True runs
-    one no-grad trainer forward of the sampling weights: needed when the engine's are tempered or
+    one no-grad trainer forward of the sampling weights at `temperature`: needed when the engine's are
     truncated, and whenever the engine-vs-trainer mismatch must stay measurable (TIS, mismatch metrics).
     """
     if not forward:
         return batch.rollout_logprobs.clone()  # a normal tensor (the engine's are inference-mode tensors)
     with torch.no_grad():
         return sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
-                                 batch.attention_mask, group_size=batch.group_size)[0]
+                                 batch.attention_mask, group_size=batch.group_size, temperature=temperature)[0]
 
 
 class RolloutAhead:
     """A single background thread that produces step t+1's `Collected` from the `behaviour` weights."""
 
-    def __init__(self, model: torch.nn.Module, forward: bool):
-        """forward: compute π_old with a trainer forward of the sampling weights (see `behaviour_logprobs`)."""
+    def __init__(self, model: torch.nn.Module, forward: bool, temperature: float = 1.0):
+        """forward: compute π_old with a trainer forward of the sampling weights at `temperature`
+        (see `behaviour_logprobs`)."""
         self.behaviour = copy.deepcopy(model).eval().requires_grad_(False)
-        self.forward = forward
+        self.forward, self.temperature = forward, temperature
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rlx-rollout")
         self._future: Future | None = None
 
@@ -84,7 +87,8 @@ class RolloutAhead:
         collected = produce(step)
         if collected.batch is not None:
             collected = replace(collected,
-                                behaviour_logprobs=behaviour_logprobs(self.behaviour, collected.batch, self.forward))
+                                behaviour_logprobs=behaviour_logprobs(self.behaviour, collected.batch, self.forward,
+                                                                     self.temperature))
         return replace(collected, metrics={**collected.metrics, "time/rollout_background": time.perf_counter() - t0})
 
     def result(self) -> Collected:

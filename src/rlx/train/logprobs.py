@@ -3,6 +3,9 @@
 Prompts are left-padded and completions right-padded (see `rlx.types.Generation`). Position ids
 come from the attention mask (cumsum - 1), the same convention the rollout engine uses, so on the
 same weights trainer and engine log-probs agree to float precision (mismatch KL ~ 0).
+
+`temperature` τ: tokens sampled at τ come from π_τ = softmax(logits / τ), so the policy the loss
+differentiates (ratio, KL, entropy) is π_τ, as in TRL and verl; τ = 1 is the model's own softmax.
 """
 
 from __future__ import annotations
@@ -55,12 +58,16 @@ def _shared_prompt_logits(model, prompt_ids, prompt_mask, completion_ids, comple
     return torch.cat([first, rest.logits[:, :-1]], dim=1)
 
 
+def _tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    return logits.float() if temperature == 1.0 else logits.float() / temperature
+
+
 def _lean_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, group_size, with_entropy,
-                   entropy_grad):
+                   entropy_grad, temperature):
     """sequence_logprobs through `packed_completion_logits`: softmax only over positions that exist."""
     logits, where = packed_completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                              group_size)
-    logp_all = torch.log_softmax(logits.float(), dim=-1)  # [R, V]
+    logp_all = torch.log_softmax(_tempered(logits, temperature), dim=-1)  # [R, V]
     picked = logp_all.gather(-1, completion_ids.reshape(-1)[where].unsqueeze(-1)).squeeze(-1)
     n, t = completion_ids.shape
     zeros = picked.new_zeros(n * t)
@@ -84,6 +91,7 @@ def sequence_logprobs(
     value_head: torch.nn.Module | None = None,
     group_size: int = 1,
     lean: bool = True,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Return (logprobs [N, T], entropies [N, T] or None, values [N, T] or None), float32, 0 on padding.
 
@@ -94,15 +102,19 @@ def sequence_logprobs(
     `lean`: use the packed forward of `rlx.train.fast_logits` where it is exact (Llama/Qwen2 with plain
     Linear layers, right-padded completions; same values and gradients, 2.6x less CPU time at the
     default recipe); False forces the HF forward.
+    `temperature`: log-probs and entropies of softmax(logits / temperature), the sampling policy at that
+    temperature (> 0; greedy decoding has no such policy).
     """
+    if not temperature > 0:
+        raise ValueError(f"sequence_logprobs: temperature must be > 0, got {temperature}")
     t = completion_ids.shape[1]
     shared = groups_share_prompts(prompt_ids, group_size)
     if value_head is None and lean and train_path_blocker(model) is None and is_prefix_mask(completion_mask):
         return _lean_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                              group_size if shared else 1, with_entropy, entropy_grad)
+                              group_size if shared else 1, with_entropy, entropy_grad, temperature)
     if value_head is None and shared:
         logits = _shared_prompt_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                                       group_size).float()
+                                       group_size)
     else:
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
         attention = torch.cat([prompt_mask, completion_mask], dim=1).long()
@@ -110,8 +122,8 @@ def sequence_logprobs(
         # logits at position P-1+j predict completion token j; keep only those T positions (+1 trailing)
         out = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
                     logits_to_keep=t + 1, use_cache=False, output_hidden_states=value_head is not None)
-        logits = out.logits[:, :-1].float()  # [N, T, V]
-    logp_all = torch.log_softmax(logits, dim=-1)
+        logits = out.logits[:, :-1]  # [N, T, V]
+    logp_all = torch.log_softmax(_tempered(logits, temperature), dim=-1)
     logprobs = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
     logprobs = torch.where(completion_mask, logprobs, torch.zeros_like(logprobs))
     entropies = None

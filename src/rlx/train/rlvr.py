@@ -72,9 +72,9 @@ def _wrap_lora(model, cfg):
 
 
 @torch.no_grad()
-def _score(model, batch, value_head=None):
+def _score(model, batch, temperature: float, value_head=None):
     return sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.attention_mask,
-                             value_head=value_head, group_size=batch.group_size)
+                             value_head=value_head, group_size=batch.group_size, temperature=temperature)
 
 
 def run(cfg: Config, run: RunDir) -> dict:
@@ -97,11 +97,13 @@ def run(cfg: Config, run: RunDir) -> dict:
         value_head = torch.nn.Linear(model.config.hidden_size, 1).to(device)
     params = [p for p in model.parameters() if p.requires_grad] + (list(value_head.parameters()) if value_head else [])
     t = cfg.train
+    tau = cfg.rollout.temperature  # the trainer scores softmax(logits / tau), the policy the rollouts sample
     opt, sched = make_optimizer(params, t.optim, t.steps * t.epochs * t.minibatches)
     engine_kwargs = {"gpu_memory_utilization": cfg.rollout.gpu_memory_utilization} if cfg.rollout.engine == "vllm" else {}
     ahead = None
     if cfg.rollout.staleness:  # samples from its own copy; π_old from the engine unless TIS needs the trainer's
-        ahead = RolloutAhead(model, forward=not engine_logprobs_exact(cfg.rollout) or cfg.objective.tis_cap is not None)
+        ahead = RolloutAhead(model, forward=not engine_logprobs_exact(cfg.rollout) or cfg.objective.tis_cap is not None,
+                             temperature=tau)
     engine = make_engine(cfg.rollout.engine, ahead.behaviour if ahead else model, tokenizer, **engine_kwargs)
 
     def sync() -> None:
@@ -200,15 +202,15 @@ def run(cfg: Config, run: RunDir) -> dict:
                     behaviour = collected.behaviour_logprobs  # set when sampled one update ago (staleness 1)
                     if not on_policy or objective.cfg.kl_placement == "reward" or objective.cfg.ace_alpha > 0:
                         if behaviour is None or value_head is not None:
-                            old, _, old_values = _score(model, batch, value_head)
+                            old, _, old_values = _score(model, batch, tau, value_head)
                     if behaviour is not None:  # π_old in the ratio is the policy that sampled the batch
                         old = behaviour.to(device)
                     if objective.needs_ref:
                         if ref_model is not None:
-                            ref = _score(ref_model, batch)[0]
+                            ref = _score(ref_model, batch, tau)[0]
                         else:
                             with model.disable_adapter():
-                                ref = _score(model, batch)[0]
+                                ref = _score(model, batch, tau)[0]
                 with timer("advantages"):
                     rewards, m = objective.shape_rewards(batch.rewards.to(device), batch.response_mask)
                     adv, am = objective.advantages(rewards, batch.response_mask, batch.group_size,
@@ -227,15 +229,15 @@ def run(cfg: Config, run: RunDir) -> dict:
                         degraded = None
                         if coef > 0:  # annealed to 0: no extra forward pass
                             masked = replace(batch, prompt_ids=degrade_ids(batch.prompt_ids, batch.prompt_mask, mask_table))
-                            degraded = _score(model, masked)[0]
+                            degraded = _score(model, masked, tau)[0]
                         prepared = replace(prepared, degraded_logprobs=degraded, perception_coef=coef)
                         metrics["train/perception_coef"] = coef
                     if cfg.d3s.sample_keep_start is not None or cfg.d3s.token_keep_start is not None:
-                        prepared, dm = d3s_select(prepared, cfg.d3s, step, model)
+                        prepared, dm = d3s_select(prepared, cfg.d3s, step, model, tau)
                         metrics.update(dm)
                     um = update(model, objective, prepared, opt, sched, epochs=t.epochs, minibatches=t.minibatches,
                                 micro_batch_size=t.micro_batch_size, grad_clip=t.optim.grad_clip, generator=gen,
-                                value_head=value_head)
+                                value_head=value_head, temperature=tau)
                     if behaviour is not None and not ahead.forward:  # π_old is the engine's own: nothing measured
                         um = {k: v for k, v in um.items() if not k.startswith("train/mismatch/")}
                     metrics.update({_RENAME.get(k, k): v for k, v in um.items()})

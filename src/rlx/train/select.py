@@ -24,7 +24,8 @@ def _rows(x: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor | None:
     return None if x is None else x[rows]
 
 
-def d3s_select(p: Prepared, cfg: D3SConfig, step: int, model) -> tuple[Prepared, dict[str, float]]:
+def d3s_select(p: Prepared, cfg: D3SConfig, step: int, model,
+               temperature: float = 1.0) -> tuple[Prepared, dict[str, float]]:
     """Down-sample the prepared batch; a level whose start fraction is None is skipped."""
     metrics: dict[str, float] = {}
     if cfg.sample_keep_start is not None:
@@ -40,7 +41,8 @@ def d3s_select(p: Prepared, cfg: D3SConfig, step: int, model) -> tuple[Prepared,
         b = p.batch
         with torch.no_grad():
             _, entropies, _ = sequence_logprobs(model, b.prompt_ids, b.prompt_mask, b.completion_ids,
-                                                b.attention_mask, with_entropy=True, group_size=b.group_size)
+                                                b.attention_mask, with_entropy=True, group_size=b.group_size,
+                                                temperature=temperature)
         mask, m = d3s_token_select(p.advantages, entropies, b.response_mask, frac)
         p = replace(p, batch=replace(b, response_mask=mask, completion_mask=b.attention_mask))
         metrics.update({f"rollout/{k}": float(v) for k, v in m.items()})

@@ -36,11 +36,12 @@ class Prepared:
     perception_coef: float | None = None  # this step's scheduled weight (None: the config's)
 
 
-def _micro_loss(model, objective: Objective, p: Prepared, idx: torch.Tensor, norm, value_head):
+def _micro_loss(model, objective: Objective, p: Prepared, idx: torch.Tensor, norm, value_head, temperature):
     b = p.batch
     logprobs, entropies, values = sequence_logprobs(
         model, b.prompt_ids[idx], b.prompt_mask[idx], b.completion_ids[idx], b.attention_mask[idx],
-        with_entropy=True, entropy_grad=objective.needs_entropies, value_head=value_head, group_size=b.group_size)
+        with_entropy=True, entropy_grad=objective.needs_entropies, value_head=value_head, group_size=b.group_size,
+        temperature=temperature)
     old = p.old_logprobs[idx] if p.old_logprobs is not None else logprobs.detach()
     inputs = LossInputs(
         logprobs=logprobs, old_logprobs=old, advantages=p.advantages[idx], response_mask=b.response_mask[idx],
@@ -56,8 +57,10 @@ def _micro_loss(model, objective: Objective, p: Prepared, idx: torch.Tensor, nor
 
 
 def update(model, objective: Objective, p: Prepared, optimizer, scheduler, *, epochs: int, minibatches: int,
-           micro_batch_size: int, grad_clip: float, generator: torch.Generator, value_head=None) -> dict[str, float]:
-    """Run the optimizer steps of one RL step; returns metrics averaged over minibatches."""
+           micro_batch_size: int, grad_clip: float, generator: torch.Generator, value_head=None,
+           temperature: float = 1.0) -> dict[str, float]:
+    """Run the optimizer steps of one RL step; returns metrics averaged over minibatches.
+    `temperature`: the rollouts' sampling temperature; the loss differentiates softmax(logits / temperature)."""
     n = p.batch.num_sequences
     device = p.batch.completion_ids.device
     params = [q for q in model.parameters() if q.requires_grad]
@@ -74,7 +77,8 @@ def update(model, objective: Objective, p: Prepared, optimizer, scheduler, *, ep
             optimizer.zero_grad(set_to_none=True)
             acc: dict[str, torch.Tensor] = {}
             for ms in range(0, mb.numel(), micro_batch_size):
-                loss, metrics = _micro_loss(model, objective, p, mb[ms:ms + micro_batch_size], norm, value_head)
+                loss, metrics = _micro_loss(model, objective, p, mb[ms:ms + micro_batch_size], norm, value_head,
+                                            temperature)
                 loss.backward()
                 acc = accumulate_metrics(acc, metrics)
             gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
