@@ -45,6 +45,19 @@ def test_ppo_hand_values():
     assert md["policy/dual_clip_frac"].item() == pytest.approx(1 / 5)
 
 
+def test_approx_kl_is_the_k3_estimate_of_kl_old_to_new():
+    """Tokens are sampled by pi_old; k3 = (r - 1) - log r with r = pi / pi_old averages to KL(pi_old || pi)."""
+    old_p, new_p = torch.tensor([0.5, 0.5], dtype=torch.float64), torch.tensor([0.9, 0.1], dtype=torch.float64)
+    kl = float((old_p * (old_p / new_p).log()).sum())  # 0.5 log(0.5/0.9) + 0.5 log(0.5/0.1) = 0.5108
+    assert kl == pytest.approx(0.5108256, abs=1e-6)
+    # one sample of each token, weighted as pi_old samples them: equal weights, so the token mean is the expectation
+    logp, old = new_p.log().view(1, 2), old_p.log().view(1, 2)
+    _, m = ppo_clip_loss(logp, old, torch.ones(1, 2, dtype=torch.float64), torch.ones(1, 2, dtype=torch.bool),
+                         eps_low=0.2, eps_high=0.2)
+    # by hand: r = (1.8, 0.2): ((0.8 - log 1.8) + (-0.8 - log 0.2)) / 2 = (0.2122 + 0.8094) / 2 = 0.5108
+    assert m["policy/approx_kl"].item() == pytest.approx(kl, abs=1e-9)
+
+
 def test_ppo_matches_slow_loop():
     g = torch.Generator().manual_seed(0)
     logp = torch.randn(4, 6, generator=g, dtype=torch.float64) * 0.3 - 1

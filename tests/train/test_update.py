@@ -131,3 +131,18 @@ def test_shared_prompts_are_detected_only_when_rows_really_share_them():
     assert groups_share_prompts(grouped.prompt_ids, 4)
     assert not groups_share_prompts(grouped.prompt_ids, 3)  # 12 rows, but groups of 3 straddle prompts
     assert not groups_share_prompts(_batch().prompt_ids, 4)  # every row its own prompt
+
+
+@pytest.mark.parametrize("n, minibatches, steps", [(12, 4, 4), (12, 5, 5), (12, 16, 12), (24, 16, 16)])
+def test_a_short_batch_still_takes_the_configured_optimizer_steps(tiny_model_dir, n, minibatches, steps):
+    """Dynamic sampling and d3s may leave fewer than B x G sequences: the update still splits them into
+    `minibatches` parts (the LR schedule counts those steps), and one step per sequence when there are fewer."""
+    model, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    batch = _batch(n=n)
+    obj = build_objective(ObjectiveConfig(), max_new_tokens=6)
+    adv, _ = obj.advantages(batch.rewards, batch.response_mask, batch.group_size)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    update(model, obj, Prepared(batch, adv.advantages, None, None), opt, sched, epochs=1, minibatches=minibatches,
+           micro_batch_size=64, grad_clip=1.0, generator=torch.Generator().manual_seed(0))
+    assert sched.last_epoch == steps

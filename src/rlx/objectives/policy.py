@@ -57,8 +57,8 @@ def _ratio_metrics(log_ratio: torch.Tensor, response_mask: torch.Tensor) -> Metr
     lr = log_ratio.detach()
     ratio = torch.exp(lr)
     return {
-        # k3 estimate of KL(pi_old || pi): exp(-l) - 1 + l with l = log pi - log pi_old
-        "policy/approx_kl": masked_mean(torch.expm1(-lr) + lr, response_mask),
+        # k3 estimate of KL(pi_old || pi) from tokens sampled by pi_old: (r - 1) - log r, r = pi / pi_old = exp(l)
+        "policy/approx_kl": masked_mean(torch.expm1(lr) - lr, response_mask),
         "policy/ratio_mean": masked_mean(ratio, response_mask),
         "policy/ratio_max": _masked_max(ratio, response_mask),
     }

@@ -66,13 +66,15 @@ def update(model, objective: Objective, p: Prepared, optimizer, scheduler, *, ep
     params = [q for q in model.parameters() if q.requires_grad]
     if value_head is not None:
         params += list(value_head.parameters())
-    per_mb = n // minibatches
     totals: dict[str, float] = {}
     count = 0
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator).to(device) if minibatches > 1 else torch.arange(n, device=device)
-        for start in range(0, n, per_mb):
-            mb = order[start:start + per_mb]
+        # exactly `minibatches` optimizer steps (the LR schedule counts them), also when dynamic sampling or
+        # d3s left fewer than B x G sequences: near-equal parts, and none from an empty part (n < minibatches)
+        for mb in order.tensor_split(minibatches):
+            if mb.numel() == 0:
+                continue
             norm = normalizer_for(p.batch.response_mask[mb])
             optimizer.zero_grad(set_to_none=True)
             acc: dict[str, torch.Tensor] = {}
