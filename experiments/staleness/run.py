@@ -27,7 +27,7 @@ def main() -> int:
     args = sweep_args(__doc__, "runs/staleness", seeds=5)
     conditions = {"on_policy": ["rollout.staleness=0"], "staleness_1": ["rollout.staleness=1"]}
     code = run_conditions(conditions, "recipes/arith_grpo.yaml", seeds=args.seeds, out=ROOT / args.out, dest=HERE,
-                          metrics=["eval/accuracy", "time/train_seconds"], parallel=1)
+                          metrics=["eval/accuracy"], parallel=1)
     write_table(json.loads((HERE / "summaries.json").read_text()), HERE / "results.md")
     print((HERE / "results.md").read_text())
     return code

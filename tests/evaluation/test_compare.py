@@ -120,3 +120,26 @@ def test_results_json_roundtrip(two_sweeps, tmp_path):
     assert res["algorithms"]["base"]["scores"] == [[0.2], [0.4], [0.6]]
     assert res["algorithms"]["new"]["mean"]["point"] == pytest.approx(0.7, abs=1e-12)
     assert res["pairs"][0]["a"] == "base" and res["pairs"][0]["p_a_better"]["point"] == pytest.approx(1 / 9, abs=1e-12)
+
+
+def test_several_metrics_of_one_seed_are_resampled_together(tmp_path):
+    """Metrics of one seed are one run measured twice: a copy of a metric must not narrow the interval.
+    (Resampled as independent columns, the mean interval of [x, x] shrank by about 1/sqrt(2).)"""
+    x = [0.1, 0.5, 0.2, 0.9, 0.3]
+    write_sweep(tmp_path / "A", x, extra=[{"eval/copy": v} for v in x])
+    write_sweep(tmp_path / "B", [v + 0.05 for v in x], extra=[{"eval/copy": v + 0.05} for v in x])
+    sweeps = [compare.load_sweep(tmp_path / "A"), compare.load_sweep(tmp_path / "B")]
+    one = compare.compare_sweeps(sweeps, ["eval/accuracy"], reps=4000, seed=0)
+    two = compare.compare_sweeps(sweeps, ["eval/accuracy", "eval/copy"], reps=4000, seed=0)
+    assert two.estimates["A"]["mean"] == one.estimates["A"]["mean"]
+    assert two.pairs[0][2] == one.pairs[0][2]
+    unpaired = stats.interval_estimates({"A": np.array([x, x]).T}, ["mean"], 4000, 0)["A"]["mean"]
+    assert unpaired.high - unpaired.low < 0.8 * (one.estimates["A"]["mean"].high - one.estimates["A"]["mean"].low)
+    assert any("pool the 2 metrics" in n for n in two.notes) and not any("pool" in n for n in one.notes)
+
+
+def test_few_seeds_get_a_note_about_narrow_intervals(two_sweeps):
+    a, b = two_sweeps  # 3 seeds each: the percentile interval of the mean is the lowest to the highest seed
+    cmp = compare.compare_sweeps([compare.load_sweep(a), compare.load_sweep(b)], ["eval/accuracy"], reps=2000)
+    assert (cmp.estimates["A"]["mean"].low, cmp.estimates["A"]["mean"].high) == pytest.approx((0.2, 0.6), abs=1e-12)
+    assert sum("only 3 seeds" in n for n in cmp.notes) == 2

@@ -178,18 +178,25 @@ def compare_sweeps(sweeps: Sequence[Sweep], metrics: Sequence[str], reps: int = 
         if s.name in refused:
             estimates[s.name] = {m: _nan_interval(stats.METRICS[m](x)) for m in STATISTICS}
         else:
-            estimates[s.name] = stats.interval_estimates({s.name: x}, STATISTICS, reps, rng, confidence)[s.name]
+            estimates[s.name] = stats.interval_estimates({s.name: x}, STATISTICS, reps, rng, confidence,
+                                                         paired=True)[s.name]  # metrics of one seed move together
     pairs = []
     for a, b in combinations(sweeps, 2):
         xa, xb = scores[a.name], scores[b.name]
         if a.name in refused or b.name in refused:
             pairs.append((a.name, b.name, _nan_interval(stats.probability_of_improvement(xa, xb))))
         else:
-            p_ab = stats.probability_of_improvement_ci(xa, xb, reps, confidence, rng)
+            p_ab = stats.probability_of_improvement_ci(xa, xb, reps, confidence, rng, paired=True)
             pairs.append((a.name, b.name, stats.Interval(*p_ab)))
     notes = [f"{s.name}: skipped failed seeds {', '.join(s.failed)}" for s in sweeps if s.failed]
     notes += [f"{n}: intervals refused: a single seed gives no confidence interval (run rlx sweep --seeds 5)"
               for n in refused]
+    notes += [f"{s.name}: only {len(s.runs)} seeds: percentile bootstrap intervals are too narrow this small "
+              f"(for the mean of 2 or 3 seeds they are the lowest to the highest seed); 5 or more are better"
+              for s in sweeps if 2 <= len(s.runs) < 5]
+    if len(metrics) > 1:
+        notes.append(f"mean, IQM, median and P(A > B) pool the {len(metrics)} metrics as rliable pools tasks: "
+                     "they mean something only when the metrics share a scale and a direction (higher = better)")
     return Comparison(list(metrics), list(sweeps), scores, estimates, pairs, reps, seed, confidence, notes, refused)
 
 

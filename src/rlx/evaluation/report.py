@@ -137,9 +137,10 @@ def _method_text(cmp: Comparison) -> str:
         f"Scores: the final value of {', '.join(cmp.metrics)} in each seed's summary.json "
         f"(a [seeds x {len(cmp.metrics)}] matrix per method). Intervals: {cmp.confidence:.0%} percentile "
         f"stratified bootstrap over seeds, {cmp.reps} resamples, seed {cmp.seed} (Agarwal et al. 2021). "
-        "IQM: mean of the middle 50% of all scores. Median: of the per-metric means. "
+        "IQM: mean after dropping floor(N/4) of the N scores from each end (the middle 50% when N is a "
+        "multiple of 4). Median: of the per-metric means (with one metric it equals the mean). "
         "P(A > B): Mann-Whitney probability that a run of A scores above a run of B (ties count half), "
-        "averaged over metrics; A and B resampled independently."
+        "averaged over metrics; A and B resampled independently, whole seeds (all metrics of a seed together)."
     )
 
 

@@ -161,14 +161,23 @@ def _check(reps: int, confidence: float) -> None:
 
 
 def resample_indices(
-    rng: np.random.Generator, n_runs: int, n_tasks: int, reps: int, task_bootstrap: bool = False
+    rng: np.random.Generator, n_runs: int, n_tasks: int, reps: int, task_bootstrap: bool = False,
+    paired: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stratified bootstrap indices. Returns (run_idx [reps, R, T], task_idx [reps, T]).
 
     Resample b is `scores[run_idx[b], task_idx[b][None, :]]`: column j holds task task_idx[b, j]
     (j itself unless task_bootstrap) and its R runs drawn with replacement from that task's runs.
+    paired: the T columns are measurements of the same R runs (several metrics of one seed, as in
+    `rlx compare`), so whole runs are drawn: one run index per row, shared by every column. With
+    independent columns (rliable's tasks, trained separately) each column draws its own.
+    With T = 1 both draw the same indices from the same generator state.
     """
-    run_idx = rng.integers(0, n_runs, size=(reps, n_runs, n_tasks), dtype=np.int32)
+    if paired:
+        run_idx = np.broadcast_to(rng.integers(0, n_runs, size=(reps, n_runs, 1), dtype=np.int32),
+                                  (reps, n_runs, n_tasks))
+    else:
+        run_idx = rng.integers(0, n_runs, size=(reps, n_runs, n_tasks), dtype=np.int32)
     if task_bootstrap:
         task_idx = rng.integers(0, n_tasks, size=(reps, n_tasks), dtype=np.int32)
     else:
@@ -205,8 +214,10 @@ def bootstrap_distribution(
     reps: int,
     rng: np.random.Generator,
     task_bootstrap: bool = False,
+    paired: bool = False,
 ) -> list[np.ndarray]:
-    """Apply each statistic to the same `reps` stratified resamples of `scores` [R, T].
+    """Apply each statistic to the same `reps` stratified resamples of `scores` [R, T] (`paired`: see
+    `resample_indices`).
 
     Returns one array [reps, ...] per statistic. Fully vectorised: each chunk of resamples is one
     fancy-indexing gather `scores[run_idx, task_idx]` -> [chunk, R, T] and one batched reduction.
@@ -214,7 +225,7 @@ def bootstrap_distribution(
     r, t = scores.shape
     out: list[list[np.ndarray]] = [[] for _ in statistics]
     for n in _chunks(reps, r * t):
-        run_idx, task_idx = resample_indices(rng, r, t, n, task_bootstrap)
+        run_idx, task_idx = resample_indices(rng, r, t, n, task_bootstrap, paired)
         flat_idx = run_idx * t + task_idx[:, None, :]  # index into scores.ravel() (row-major [R, T])
         sample = np.take(scores.ravel(), flat_idx)  # [n, R, T] == scores[run_idx, task_idx[:, None, :]]
         for acc, f in zip(out, statistics):
@@ -257,11 +268,13 @@ def interval_estimates(
     confidence: float = 0.95,
     task_bootstrap: bool = False,
     gamma: float = 1.0,
+    paired: bool = False,
 ) -> dict[str, dict[str, Interval]]:
     """{algorithm: {metric: Interval}} for each [R, T] score matrix in `score_dict`.
 
     All metrics of one algorithm share its resamples; algorithms are resampled in dict order from
     one generator. Like rliable.library.get_interval_estimates, but reproducible from `seed`.
+    `paired`: the tasks are several measurements of the same runs (see `resample_indices`).
     """
     _check(reps, confidence)
     metrics = list(metrics)
@@ -271,7 +284,7 @@ def interval_estimates(
     for name, scores in score_dict.items():
         s = as_score_matrix(scores, name=str(name))
         _need_runs(s, str(name))
-        dists = bootstrap_distribution(s, fns, reps, rng, task_bootstrap)
+        dists = bootstrap_distribution(s, fns, reps, rng, task_bootstrap, paired)
         row = {}
         for m, f, d in zip(metrics, fns, dists):
             low, high = percentile_interval(d, confidence)
@@ -344,8 +357,10 @@ def probability_of_improvement_ci(
     reps: int = 10_000,
     confidence: float = 0.95,
     seed: SeedLike = 0,
+    paired: bool = False,
 ) -> tuple[float, float, float]:
-    """(point, low, high) of P(X > Y); X and Y are resampled independently, runs within each task."""
+    """(point, low, high) of P(X > Y); X and Y are resampled independently, runs within each task
+    (`paired`: whole runs, when the tasks are several measurements of the same runs)."""
     _check(reps, confidence)
     x = as_score_matrix(scores_x, "scores_x")
     y = as_score_matrix(scores_y, "scores_y")
@@ -357,8 +372,8 @@ def probability_of_improvement_ci(
     t = x.shape[1]
     dist = []
     for n in _chunks(reps, x.shape[0] * y.shape[0] * t):
-        ix, _ = resample_indices(rng, x.shape[0], t, n)
-        iy, _ = resample_indices(rng, y.shape[0], t, n)
+        ix, _ = resample_indices(rng, x.shape[0], t, n, paired=paired)
+        iy, _ = resample_indices(rng, y.shape[0], t, n, paired=paired)
         cols = np.arange(t)
         dist.append(probability_of_improvement(x[ix, cols], y[iy, cols]))
     low, high = percentile_interval(np.concatenate(dist), confidence)
