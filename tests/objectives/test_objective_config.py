@@ -84,3 +84,13 @@ def test_errors_name_the_field(data, field):
 def test_every_field_documented():
     for name, f in ObjectiveConfig.model_fields.items():
         assert f.description, name
+
+
+@pytest.mark.parametrize("shaping, field", [({"overlong_buffer_frac": 0.2}, "overlong_buffer_frac"),
+                                            ({"kl_coef": 0.1, "kl_placement": "reward"}, "kl_placement: reward")])
+def test_w_reinforce_refuses_a_shaped_reward(shaping, field):
+    """W-REINFORCE thresholds the reward to tell correct from incorrect: 1 - 0.7 overlong penalty = 0.3 < 0.5
+    would push a correct answer down, so shaping the reward first is a config error naming the field."""
+    with pytest.raises(ConfigError, match=field):
+        build_config(ObjectiveConfig, {"preset": "nsr", **shaping})
+    build_config(ObjectiveConfig, {"preset": "nsr", "kl_coef": 0.1})  # KL as a loss term leaves the reward alone

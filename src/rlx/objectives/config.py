@@ -105,6 +105,12 @@ class ObjectiveConfig(Section):
         lo, hi = self.uncertainty_range
         if not hi > lo:
             raise ValueError(f"uncertainty_range = [{lo}, {hi}]: hi must be greater than lo")
+        shaped = [f for f, on in (("overlong_buffer_frac", self.overlong_buffer_frac is not None),
+                                  ("kl_placement: reward", self.kl_placement == "reward" and self.kl_coef > 0)) if on]
+        if self.advantage == "w_reinforce" and shaped:
+            raise ValueError(f"advantage = w_reinforce decides correct vs incorrect by reward > correct_threshold; "
+                             f"{' and '.join(shaped)} shape the reward first, so a correct answer can fall below "
+                             f"the threshold and be pushed down: turn the shaping off")
         return self
 
     @model_validator(mode="before")
