@@ -89,6 +89,18 @@ def test_hl_gauss_sums_to_one_and_recovers_target():
     assert abs(float(p[0, 5]) - expected) < 1e-12
 
 
+def test_hl_gauss_clips_targets_outside_the_support():
+    """Float32, the default support (0..100, 51 bins, sigma 0.75 x width): a target 10 past an edge used to
+    give an all-zero row (zero loss, zero gradient); it now gets the edge target's histogram."""
+    edges = torch.linspace(0.0, 100.0, 52)
+    sigma = 0.75 * 100.0 / 51
+    p = hl_gauss_probs(torch.tensor([110.0, -10.0, 100.0, 0.0]), edges, sigma)
+    torch.testing.assert_close(p.sum(-1), torch.ones(4), rtol=0, atol=1e-5)
+    torch.testing.assert_close(p[0], p[2], rtol=0, atol=0)  # 110 -> 100
+    torch.testing.assert_close(p[1], p[3], rtol=0, atol=0)  # -10 -> 0
+    assert p[0, -1] > 0.4 and p[1, 0] > 0.4  # the mass sits at the edge bins
+
+
 def test_two_hot_exact_mean_and_clipping():
     centers = torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64)
     p = two_hot_probs(torch.tensor([1.25, 5.0, -1.0, 3.0], dtype=torch.float64), centers)

@@ -8,7 +8,10 @@ move progress forward, then clones the filtered (and mirrored) data.
 
        r_t = gamma^(T-1-t)   for the last k steps (t >= T - k),  0 otherwise;  failed episodes: 0
 
-   and every episode end is terminal, so Q(s, a) in [0, 1] reads as discounted probability of success.
+   and every episode end is terminal. Inside the window the return from step t is (T-t) gamma^(T-1-t),
+   so Q(s, a) is not a probability: it peaks at k gamma^(k-1) (16.5 at k = 20, gamma = 0.99) at the
+   window's first step and falls to 1 at the last; before the window it is that peak discounted.
+   Only the sign of the TD advantage matters to the default filter (margin 0); a margin is on this scale.
 2. **Progress critic**: IQL's expectile critic (`rlx.control.offline.IQLUpdate.critic_step`) on that
    reward, `critic_steps` updates.
 3. **Filter** (`progress_filter`): a transition's progress gain is its TD advantage under the critic,

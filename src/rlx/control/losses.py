@@ -56,8 +56,12 @@ def hl_gauss_probs(target: torch.Tensor, edges: torch.Tensor, sigma: float) -> t
 
     The normaliser puts back the mass that falls outside the support, so rows sum to 1.
     The paper's default is sigma = 0.75 * bin width. Returns [..., K].
+    Targets are first clipped to [e_0, e_K] (as two-hot does): a target many sigmas outside the support
+    would otherwise leave no mass in float32 (erf saturates at both edges) and give an all-zero row,
+    i.e. zero loss and zero gradient for that sample.
     """
-    z = (edges - target.unsqueeze(-1)) / (sigma * math.sqrt(2.0))
+    y = target.clamp(edges[0], edges[-1])
+    z = (edges - y.unsqueeze(-1)) / (sigma * math.sqrt(2.0))
     cdf = torch.special.erf(z)  # 2 * Phi - 1; the factor cancels in the ratio
     mass = cdf[..., 1:] - cdf[..., :-1]
     return mass / (cdf[..., -1:] - cdf[..., :1]).clamp_min(1e-12)
