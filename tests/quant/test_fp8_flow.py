@@ -118,3 +118,10 @@ def test_fake_fp8_matches_cuda_cast():
     cpu = fake_fp8(x, FP8Spec("e4m3", "block"))
     gpu = fake_fp8(x.cuda(), FP8Spec("e4m3", "block")).cpu()
     assert torch.equal(cpu, gpu)
+
+
+@pytest.mark.parametrize("kw", [{"fmt": "e5m2", "weight_granularity": "row"}, {}])
+def test_scaled_mm_refuses_settings_it_would_ignore(kw):
+    """The FP8 GEMM backend is e4m3 with per-row weight scales; e5m2 or the default 128 x 128 blocks are an error."""
+    with pytest.raises(ValueError, match="backend = scaled_mm runs e4m3"):
+        fp8_precision(nn.Sequential(nn.Linear(4, 4)), "unified", backend="scaled_mm", **kw)

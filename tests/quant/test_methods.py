@@ -199,3 +199,20 @@ def test_gptq_matches_slow_obs_reference():
     ref = _obs_reference(W, H, 3, 8)
     # same codes: the two forms are algebraically identical (Cholesky rows == downdated inverse rows)
     assert torch.allclose(qt.dequantize().double(), ref, atol=1e-5)
+
+
+def test_rsq_attention_concentration_ignores_padding_queries(base_model_dir):
+    """A sequence's token importances must not change when it is padded to a longer one's length
+    (padding query rows attend to the real tokens; before the fix they inflated every score)."""
+    from rlx.models import load_pretrained
+    from rlx.quant.rsq import attention_concentration
+
+    model, tok = load_pretrained(base_model_dir)
+    enc = tok(["12+34=46", "7*8=56 and 9*9=81"], padding=True, return_tensors="pt", padding_side="right")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    n = int(mask[0].sum())
+    assert n < ids.shape[1]  # the first sequence is padded
+    padded = attention_concentration(model, ids, mask)[0, :n]
+    alone = attention_concentration(model, ids[:1, :n], mask[:1, :n])[0]
+    torch.testing.assert_close(padded, alone, rtol=0, atol=1e-5)
+    assert float(padded[0]) > 1.0  # the first token collects attention from every later query

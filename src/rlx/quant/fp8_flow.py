@@ -16,7 +16,8 @@ Modes:
 
 Backends: "fake" (default; CPU or GPU, quantize-dequantize through torch's float8 dtypes) and
 "scaled_mm" (CUDA only, compute capability >= 8.9: the matmul itself runs in FP8 through
-`torch._scaled_mm` with per-token x per-row scales; backward is the same STE). `torchao` is
+`torch._scaled_mm` with per-token x per-row scales, e4m3 only; its backward uses the high-precision x and
+W, while the fake backend's differentiates through the quantized ones). `torchao` is
 imported lazily by `torchao_convert` for users who want its training kernels.
 """
 
@@ -124,6 +125,10 @@ def fp8_precision(model: nn.Module, mode: Mode = "unified", fmt: Literal["e4m3",
     """Swap every Linear (not in `skip`) for an FP8Linear sharing its parameters. Paper: jetrl."""
     if mode not in ("rollout_only", "unified", "off"):
         raise ValueError(f"mode = {mode!r}: expected rollout_only, unified or off")
+    if backend == "scaled_mm" and (fmt, weight_granularity) != ("e4m3", "row"):
+        raise ValueError(f"backend = scaled_mm runs e4m3 with one scale per weight row; fmt = {fmt!r}, "
+                         f"weight_granularity = {weight_granularity!r} would be silently ignored: pass "
+                         "fmt='e4m3', weight_granularity='row', or use backend='fake'")
     w_spec = FP8Spec(fmt, weight_granularity)
     a_spec = FP8Spec(fmt, "row")
     layers, originals = {}, {}

@@ -31,7 +31,9 @@ __all__ = ["attention_concentration", "token_weights", "quantize_rsq"]
 
 @torch.no_grad()
 def attention_concentration(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """a [N, T]: attention each token receives, summed over queries, averaged over layers and heads."""
+    """a [N, T]: attention each token receives, summed over the real (non-padding) queries, averaged over
+    layers and heads. Padding query rows still attend to the real tokens, so they are masked out: a
+    sequence's weights do not depend on how long the others in its calibration set are."""
     prev = model.config._attn_implementation
     model.set_attn_implementation("eager")
     try:
@@ -39,7 +41,8 @@ def attention_concentration(model: nn.Module, ids: torch.Tensor, mask: torch.Ten
         for s in range(0, ids.shape[0], batch_size):
             o = model(input_ids=ids[s:s + batch_size], attention_mask=mask[s:s + batch_size], output_attentions=True)
             att = torch.stack([a.float() for a in o.attentions])  # [L, B, heads, Tq, Tk]
-            out.append(att.sum(dim=-2).mean(dim=(0, 2)))  # [B, Tk]
+            queries = mask[s:s + batch_size].to(att.dtype)[None, :, None, :, None]  # [1, B, 1, Tq, 1]
+            out.append((att * queries).sum(dim=-2).mean(dim=(0, 2)))  # [B, Tk]
         return torch.cat(out) * mask
     finally:
         model.set_attn_implementation(prev)
