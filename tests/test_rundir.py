@@ -60,6 +60,42 @@ def test_checkpoints_atomic_latest_and_pruned(tmp_path):
     run.close()
 
 
+def test_checkpoint_order_is_numeric_past_eight_digits(tmp_path):
+    """step_100000000 sorts after step_99995000 (a string sort put it first and pruned the newest)."""
+    run = RunDir(tmp_path / "r", "x")
+    for step in (99_990_000, 99_995_000, 100_000_000):
+        run.save_checkpoint(step, lambda d: (d / "w").write_text("."), keep=2)
+    assert sorted(p.name for p in run.checkpoint_dir.glob("step_*")) == ["step_100000000", "step_99995000"]
+    assert run.latest_checkpoint().name == "step_100000000"
+    (run.checkpoint_dir / "LATEST").unlink()  # without the pointer, the numerically newest
+    assert run.latest_checkpoint().name == "step_100000000"
+    run.close()
+
+
+def test_pruning_never_removes_the_checkpoint_just_written(tmp_path):
+    """A kill between the rename and the LATEST write leaves a newer orphan (step 200, LATEST at 150).
+    The resumed run's next save keeps itself and drops the orphan."""
+    run = RunDir(tmp_path / "r", "x")
+    run.save_checkpoint(150, lambda d: (d / "w").write_text("150"), keep=1)
+    (run.checkpoint_dir / "step_00000200").mkdir()  # the orphan
+    assert run.latest_checkpoint().name == "step_00000150"
+    run.save_checkpoint(175, lambda d: (d / "w").write_text("175"), keep=1)
+    assert [p.name for p in run.checkpoint_dir.glob("step_*")] == ["step_00000175"]
+    assert run.latest_checkpoint().name == "step_00000175"
+    run.close()
+
+
+def test_rows_logged_after_a_torn_line_are_kept(tmp_path):
+    """Killed mid-write, then resumed: the next row must not be glued onto the torn one (both were lost)."""
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2, "a"')
+    run = RunDir(tmp_path / "r", "x", resume=True)
+    run.log(2, {"v": 2.0})
+    run.log(3, {"v": 3.0})
+    run.close()
+    assert read_metrics(run.metrics_path) == [{"step": 1}, {"step": 2, "v": 2.0}, {"step": 3, "v": 3.0}]
+
+
 def test_atomic_dir_replaces_existing(tmp_path):
     atomic_dir(tmp_path / "d", lambda d: (d / "a").write_text("1"))
     atomic_dir(tmp_path / "d", lambda d: (d / "b").write_text("2"))

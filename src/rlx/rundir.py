@@ -82,7 +82,8 @@ def atomic_dir(final: str | Path, write: Callable[[Path], None]) -> Path:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Read metrics.jsonl; a torn last line (from a kill mid-write) is ignored."""
+    """Read metrics.jsonl; a torn line (from a kill mid-write) is skipped, and the rows after it are kept
+    (`RunDir` starts appending on a fresh line, so a torn line never swallows the next row)."""
     rows = []
     p = Path(path)
     if not p.exists():
@@ -93,8 +94,31 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            break
+            continue
     return rows
+
+
+def _open_for_append(path: Path):
+    """Open metrics.jsonl for appending, first ending a torn last line so the next row starts clean."""
+    if path.exists() and path.stat().st_size > 0:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+        if torn:
+            with open(path, "a") as f:
+                f.write("\n")
+    return open(path, "a")
+
+
+def _step_dirs(checkpoint_dir: Path) -> list[Path]:
+    """checkpoints/step_N directories, oldest first by N (numerically: step_100000000 comes last)."""
+    def step(p: Path) -> int:
+        try:
+            return int(p.name.split("_", 1)[1])
+        except ValueError:
+            return -1
+
+    return sorted((p for p in checkpoint_dir.glob("step_*") if p.is_dir() and step(p) >= 0), key=step)
 
 
 class RunDir:
@@ -120,7 +144,7 @@ class RunDir:
         (self.path / "checkpoints").mkdir(exist_ok=True)
         (self.path / "plots").mkdir(exist_ok=True)
         atomic_write_text(self.path / "config.yaml", config_yaml)
-        self._metrics = open(self.path / "metrics.jsonl", "a")
+        self._metrics = _open_for_append(self.path / "metrics.jsonl")
         self._tb = None
 
     # -- metrics ---------------------------------------------------------------------------
@@ -150,7 +174,7 @@ class RunDir:
         self._metrics.close()
         rows = [r for r in read_metrics(self.metrics_path) if r.get("step", -1) <= last_step]
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
-        self._metrics = open(self.metrics_path, "a")
+        self._metrics = _open_for_append(self.metrics_path)
 
     def metrics(self) -> list[dict[str, Any]]:
         return read_metrics(self.metrics_path)
@@ -165,12 +189,19 @@ class RunDir:
         return self.path / "checkpoints"
 
     def save_checkpoint(self, step: int, write: Callable[[Path], None], keep: int = 2) -> Path:
-        """Atomically write checkpoints/step_N via `write(dir)`, point LATEST at it, prune old ones."""
+        """Atomically write checkpoints/step_N via `write(dir)`, point LATEST at it, prune old ones.
+
+        Kept: the `keep` newest checkpoints up to this one. Directories of later steps can only be
+        leftovers of a killed run this one replaced (a resume continues from an earlier step), so they go.
+        """
         final = atomic_dir(self.checkpoint_dir / f"step_{step:08d}", write)
         atomic_write_text(self.checkpoint_dir / "LATEST", final.name + "\n")
-        steps = sorted(p for p in self.checkpoint_dir.glob("step_*") if p.is_dir())
-        for old in steps[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+        steps = _step_dirs(self.checkpoint_dir)
+        mine = next(i for i, p in enumerate(steps) if p.name == final.name)
+        kept = set(steps[max(0, mine - keep + 1):mine + 1]) if keep > 0 else set(steps)
+        for old in steps:
+            if old not in kept:
+                shutil.rmtree(old, ignore_errors=True)
         return final
 
     def latest_checkpoint(self) -> Path | None:
@@ -179,7 +210,7 @@ class RunDir:
             p = self.checkpoint_dir / latest.read_text().strip()
             if p.is_dir():
                 return p
-        steps = sorted(p for p in self.checkpoint_dir.glob("step_*") if p.is_dir())
+        steps = _step_dirs(self.checkpoint_dir)
         return steps[-1] if steps else None
 
     # -- plots -----------------------------------------------------------------------------
