@@ -25,7 +25,10 @@ def test_errors_are_results_not_exceptions():
 
 @pytest.mark.parametrize("code, message", [
     ("import socket; socket.socket()", "socket"),
-    ("import subprocess; subprocess.run(['true'])", "subprocess.Popen"),
+    ("import subprocess; subprocess.run(['true'])", "_posixsubprocess"),  # refused at import (forks unaudited)
+    ("import gc", "gc"),
+    ("import sys; sys.settrace(lambda *a: None)", "sys.settrace"),
+    ("import resource; resource.setrlimit(resource.RLIMIT_CPU, (100, 100))", "resource.setrlimit"),
     ("import os; os.system('true')", "os.system"),
     ("import os; os.fork()", "os.fork"),
     ("import ctypes", "ctypes"),
@@ -43,6 +46,30 @@ def test_files_only_inside_the_temporary_directory(tmp_path):
     assert r.ok and r.stdout.startswith("hi ")
     workdir = Path(r.stdout.split()[1])
     assert workdir.name.startswith("rlx-sandbox-") and not workdir.exists()  # deleted afterwards
+
+
+@pytest.mark.parametrize("code", [
+    "import os; os.close(os.open({out!r}, os.O_WRONLY | os.O_CREAT))",  # os.open audits mode None
+    "import __main__; __main__._ROOT = ''; open({out!r}, 'w')",  # the hook's state is not a global
+    "import os; os.remove({victim!r})",
+    "import os; os.rename({victim!r}, 'mine')",
+    "import os; os.symlink({victim!r}, {out!r})",
+])
+def test_escapes_found_in_review_are_refused(tmp_path, code):
+    """Writes, removals, renames and links outside the sandbox directory (session 9 review)."""
+    out, victim = tmp_path / "escape.txt", tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    r = run_python(code.format(out=str(out), victim=str(victim)), limits=FAST)
+    assert not r.ok and "PermissionError: sandbox" in r.stderr
+    assert not out.exists() and victim.read_text() == "keep me"
+
+
+def test_the_program_cannot_swap_the_output_files():
+    """stdout/stderr are files the parent holds outside the sandbox: replacing names there changes nothing
+    (a FIFO named stdout hung the trainer; a symlink to /dev/zero could exhaust its memory)."""
+    r = run_python("import os; print('hello', flush=True); os.mkfifo('stdout'); open('stderr', 'w').write('junk')",
+                   limits=FAST)
+    assert r.ok and r.stdout == "hello\n" and r.stderr == ""
 
 
 def test_limits_stop_runaway_programs():

@@ -8,12 +8,19 @@ Each call gets:
 * a **separate process** (`python -I -S`: no user site, no site-packages, environment emptied), in a
   new session so the whole process group is killed on timeout;
 * a **fresh temporary directory** as its working directory, deleted afterwards; files may be
-  written only inside it (an audit hook refuses `open` for writing elsewhere);
+  created, written, renamed or removed only inside it (an audit hook refuses `open` for writing,
+  `os.open` with write flags, and remove / rename / link / chmod / mkdir events elsewhere); stdout and
+  stderr go to files the parent holds open outside it;
+* **an unprivileged user** (uid/gid 65534) when rlx runs as root and that user can run the
+  interpreter, so the process limits hold and the trainer's files and environment are out of reach
+  (where Python lives under a private home, e.g. /root/.pyenv, the program stays root and only the
+  other layers apply: run rlx as a normal user, or from a world-readable Python, for this one);
 * **resource limits** (setrlimit): CPU seconds, address space, file size (which also caps stdout and
   stderr, written to files in the directory), no new processes (RLIMIT_NPROC 0 plus the audit hook
   refusing fork/exec/spawn/subprocess/os.system);
-* **no network**: the audit hook refuses socket creation, and `ctypes` / `_ctypes` imports are
-  refused so the hook cannot be bypassed through raw calls;
+* **no network**: the audit hook refuses socket creation; `ctypes`, `gc`, `_posixsubprocess` imports,
+  tracing (`sys.settrace` / `setprofile`) and `setrlimit` are refused so the hook cannot be found,
+  bypassed or loosened;
 * a **wall-clock timeout**, after which the process group is killed.
 
 This is process-level isolation, sufficient for small RL reward programs on a machine you control.
@@ -22,6 +29,7 @@ It is not a container: for untrusted code at scale, run the workers in container
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import signal
@@ -35,26 +43,47 @@ from pathlib import Path
 __all__ = ["SandboxLimits", "SandboxResult", "run_python", "run_many"]
 
 _BOOT = r'''
-import sys, os
-_ROOT = os.path.realpath(os.getcwd())
-_BLOCK = ("socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "subprocess.Popen", "os.system",
-          "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.kill", "os.killpg", "pty.spawn",
-          "ctypes.dlopen", "ctypes.dlsym", "sys.addaudithook", "os.chdir")
-def _hook(event, args):
-    if event in _BLOCK or event.startswith(("socket.", "ctypes.")):
-        raise PermissionError(f"sandbox: {event} is not allowed")
-    if event == "import" and args and str(args[0]).split(".")[0] in ("ctypes", "_ctypes"):
-        raise PermissionError("sandbox: ctypes is not allowed")
-    if event == "open" and len(args) > 1 and args[1] is not None and isinstance(args[0], (str, bytes, os.PathLike)):
-        mode = args[1] if isinstance(args[1], str) else ""
-        flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
-        writing = any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
-        if writing:
-            path = os.path.realpath(os.fsdecode(args[0]))
-            if not (path == _ROOT or path.startswith(_ROOT + os.sep)):
-                raise PermissionError(f"sandbox: writing {path} is not allowed")
-sys.addaudithook(_hook)
-del _hook
+def _install():
+    import os, sys
+    root = os.path.realpath(os.getcwd())
+    block = frozenset(("socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "subprocess.Popen",
+                       "os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.kill",
+                       "os.killpg", "pty.spawn", "ctypes.dlopen", "ctypes.dlsym", "sys.addaudithook", "os.chdir",
+                       "os.chroot", "resource.setrlimit", "resource.prlimit", "sys.settrace", "sys.setprofile"))
+    # a module that could undo the hook (find it, raw calls, fork without an audit event): refused
+    no_import = frozenset(("ctypes", "_ctypes", "gc", "_posixsubprocess", "_xxsubinterpreters", "_testcapi"))
+    # path arguments of events that create, change or remove files: all must lie inside the sandbox
+    paths = {"os.remove": 1, "os.rename": 2, "os.rmdir": 1, "os.mkdir": 1, "os.symlink": 2, "os.link": 2,
+             "os.chmod": 1, "os.chown": 1, "os.truncate": 1, "os.utime": 1, "os.chflags": 1, "shutil.rmtree": 1,
+             "shutil.move": 2, "shutil.copyfile": 2}
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+    def inside(p):
+        if isinstance(p, int):  # a file descriptor: only ones this process opened (and the hook checked)
+            return True
+        path = os.path.realpath(os.fsdecode(p))
+        return path == root or path.startswith(root + os.sep)
+
+    def hook(event, args):
+        if event in block or event.startswith(("socket.", "ctypes.")):
+            raise PermissionError(f"sandbox: {event} is not allowed")
+        if event == "import" and args and str(args[0]).split(".")[0] in no_import:
+            raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
+        if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+            mode = args[1] if len(args) > 1 and isinstance(args[1], str) else ""  # os.open reports None
+            flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+            if (any(c in mode for c in "wax+") or flags & write_flags) and not inside(args[0]):
+                raise PermissionError(f"sandbox: writing {os.fsdecode(args[0])} is not allowed")
+        n = paths.get(event)
+        if n and not all(inside(a) for a in args[:n] if isinstance(a, (str, bytes, os.PathLike, int))):
+            raise PermissionError(f"sandbox: {event} outside the sandbox is not allowed")
+
+    sys.addaudithook(hook)  # the only reference to the hook and its state is the interpreter's
+
+
+_install()
+del _install
+import sys
 sys.argv = ["main.py"]
 with open("main.py") as _f:
     _code = compile(_f.read(), "main.py", "exec")
@@ -82,8 +111,30 @@ class SandboxResult:
     output_capped: bool  # stdout/stderr hit the size limit (the process was stopped)
 
 
-def _limits(lim: SandboxLimits):
+_NOBODY = 65534  # run as this uid/gid when rlx itself runs as root (containers): root ignores RLIMIT_NPROC,
+# can read the trainer's /proc/<pid>/environ and could raise its own hard limits
+
+
+@functools.cache
+def _nobody_can_run_python() -> bool:
+    """True when uid 65534 can reach and run this interpreter and its standard library (not when Python
+    lives under a private home such as /root/.pyenv)."""
+    def reachable(path: str, need: int) -> bool:
+        p = Path(os.path.realpath(path))
+        dirs_ok = all(os.stat(d).st_mode & 0o001 for d in [*reversed(p.parents)])
+        return dirs_ok and os.stat(p).st_mode & need == need
+    try:
+        return reachable(sys.executable, 0o005) and reachable(os.path.dirname(os.__file__), 0o005)
+    except OSError:
+        return False
+
+
+def _limits(lim: SandboxLimits, drop_root: bool):
     def apply() -> None:
+        if drop_root:
+            os.setgroups([])
+            os.setgid(_NOBODY)
+            os.setuid(_NOBODY)
         mem = lim.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds + 1))
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
@@ -96,17 +147,19 @@ def _limits(lim: SandboxLimits):
 
 def run_python(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
     """Run `code` as a Python program under the sandbox (module docstring); never raises on bad code."""
-    with tempfile.TemporaryDirectory(prefix="rlx-sandbox-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rlx-sandbox-") as tmp, \
+            tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        # stdout/stderr: files the parent holds open outside the sandbox directory, so the program can
+        # neither swap them for a FIFO, a symlink or /dev/zero nor make the parent read without bound
         d = Path(tmp)
         (d / "main.py").write_text(code)
         (d / "boot.py").write_text(_BOOT)
-        out, err = open(d / "stdout", "wb"), open(d / "stderr", "wb")
-        try:
-            proc = subprocess.Popen([sys.executable, "-I", "-S", "boot.py"], cwd=tmp, stdin=subprocess.PIPE,
-                                    stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"},
-                                    preexec_fn=_limits(limits), start_new_session=True)
-        finally:
-            out.close(), err.close()
+        drop_root = os.geteuid() == 0 and _nobody_can_run_python()
+        if drop_root:
+            os.chown(tmp, _NOBODY, _NOBODY)
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "boot.py"], cwd=tmp, stdin=subprocess.PIPE,
+                                stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"},
+                                preexec_fn=_limits(limits, drop_root), start_new_session=True)
         timed_out = False
         try:
             proc.communicate(stdin.encode(), timeout=limits.wall_seconds)
@@ -119,12 +172,20 @@ def run_python(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimits
             proc.wait()
         except BrokenPipeError:  # the program exited without reading its input
             proc.wait()
-        stdout = (d / "stdout").read_bytes()[: limits.max_read_bytes].decode("utf-8", "replace")
-        stderr = (d / "stderr").read_bytes()[: limits.max_read_bytes].decode("utf-8", "replace")
-        capped = proc.returncode == -signal.SIGXFSZ or max((d / "stdout").stat().st_size,
-                                                           (d / "stderr").stat().st_size) >= limits.output_bytes
+        try:  # stray descendants (a double fork) die with the session's process group
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        stdout, stderr = (_head(f, limits.max_read_bytes) for f in (out, err))
+        capped = proc.returncode == -signal.SIGXFSZ or max(os.fstat(f.fileno()).st_size
+                                                           for f in (out, err)) >= limits.output_bytes
         code_ = None if timed_out else proc.returncode
         return SandboxResult(code_ == 0 and not capped, code_, stdout, stderr, timed_out, capped)
+
+
+def _head(f, n: int) -> str:
+    f.seek(0)
+    return f.read(n).decode("utf-8", "replace")
 
 
 def run_many(programs: list[tuple[str, str]], limits: SandboxLimits = SandboxLimits(), workers: int = 1
