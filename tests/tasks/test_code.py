@@ -32,6 +32,16 @@ def test_assert_style_problem_and_sandbox_refusals():
     assert not task.score("while True:\n    pass\n", p).correct
 
 
+@pytest.mark.parametrize("exit_early", ["raise SystemExit", "import sys\nsys.exit(0)", "import os\nos._exit(0)",
+                                        "quit()"])
+def test_exiting_before_the_asserts_does_not_pass(exit_early):
+    """The asserts are appended after the program: leaving early used to skip them and pass."""
+    task = make_task(CodeConfig())
+    p = _find(task, "add(a, b)")
+    assert not task.score(f"def add(a, b):\n    return 0\n{exit_early}\n", p).correct
+    assert task.score("def add(a, b):\n    return a + b\nprint('chatty')\n", p).correct  # output of its own is fine
+
+
 def test_rows_from_a_file_and_bad_tests(tmp_path):
     good = tmp_path / "c.jsonl"
     good.write_text("\n".join(json.dumps({"question": f"print {i}", "tests": [["", str(i)]]}) for i in range(20)))

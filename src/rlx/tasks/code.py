@@ -15,6 +15,7 @@ does not compile is "unparsed". Everything else (loading, held-out split, sampli
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,18 @@ CODE_SAMPLE_PATH = Path(__file__).resolve().parent.parent / "data" / "code_sampl
 
 
 def program_passes(program: str, tests: list, limits: SandboxLimits) -> bool:
-    """All tests pass: stdin/stdout pairs through `execution_reward`, asserts appended to the program."""
+    """All tests pass: stdin/stdout pairs through `execution_reward`, asserts appended to the program.
+
+    Assert tests end by printing a fresh random token, and the run passes only if that token is the last
+    line of its output: a program that exits early (`sys.exit(0)`, `raise SystemExit`, `os._exit(0)`)
+    skips the asserts and fails instead of passing. (A program that reads its own file to find the
+    token is a deliberate cheat this does not stop.)
+    """
     if all(isinstance(t, str) for t in tests):
-        return run_python(program + "\n\n" + "\n".join(tests) + "\n", limits=limits).ok
+        token = f"rlx-tests-done-{secrets.token_hex(8)}"
+        r = run_python(program + "\n\n" + "\n".join(tests) + f"\nprint({token!r})\n", limits=limits)
+        lines = r.stdout.splitlines()
+        return r.ok and bool(lines) and lines[-1] == token
     return execution_reward(program, [(str(i), str(o)) for i, o in tests], limits) == 1.0
 
 
