@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -60,3 +62,21 @@ def test_model_config_needs_exactly_one_source():
         ModelConfig()
     with pytest.raises(Exception, match="divisible"):
         TinyModelConfig(hidden_size=30, num_heads=4)
+
+
+def test_a_recipe_run_from_another_directory_loads_the_shipped_checkpoint(tmp_path, monkeypatch):
+    """`model.path: assets/arith-base` from outside the checkout is the shipped model, not a hub repo id
+    (it used to go to huggingface.co); hub ids and paths that exist locally are left alone."""
+    from rlx.models.load import load_pretrained, resolve_model_path
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = resolve_model_path("assets/arith-base")
+    assert path.endswith("/assets/arith-base") and (Path(path) / "config.json").is_file()
+    model, _ = load_pretrained("assets/arith-base")
+    assert model.config.num_hidden_layers == 4
+    assert resolve_model_path("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
+    (tmp_path / "assets" / "arith-base").mkdir(parents=True)  # a local directory of that name wins
+    assert resolve_model_path("assets/arith-base") == "assets/arith-base"
+    home = Path.home()
+    assert resolve_model_path("~/x") == str(home / "x")

@@ -49,9 +49,22 @@ def build_tiny_model(cfg: TinyModelConfig, tokenizer, seed: int = 0) -> PreTrain
     return model
 
 
+_REPO = Path(__file__).resolve().parents[3]  # a source checkout: recipes name assets/... relative to it
+
+
+def resolve_model_path(path: str | Path) -> str:
+    """`~` expanded; a relative path that does not exist from the current directory but names a directory
+    of this checkout (the recipes' `assets/arith-base`) is taken from there, so a recipe run from another
+    directory loads the shipped checkpoint instead of asking the Hugging Face hub for a repo of that name."""
+    path = str(Path(path).expanduser()) if str(path).startswith("~") else str(path)
+    if not Path(path).is_absolute() and not Path(path).exists() and (_REPO / path / "config.json").is_file():
+        return str(_REPO / path)
+    return path
+
+
 def load_pretrained(path: str | Path, dtype: str = "float32", trust_remote_code: bool = False):
     """Load (model, tokenizer) from a hub id or local directory, failing with one clear line."""
-    path = str(path)
+    path = resolve_model_path(path)
     local = Path(path)
     looks_local = path.startswith((".", "/", "~")) or local.exists()
     if looks_local and not (local / "config.json").is_file():
