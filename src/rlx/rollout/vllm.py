@@ -15,7 +15,8 @@ How it maps onto vLLM (checked against the v1 engine API, vLLM >= 0.10.2):
 - logprobs: `logprobs=0` returns the sampled token's logprob; the engine is built with
   `logprobs_mode="processed_logprobs"`, i.e. after temperature and top-k/top-p, the same
   semantics as the hf engine (see SamplingParams). Greedy requests are untempered.
-- seeds: request i gets seed `step_seed(seed, i)`, so a prompt's samples do not depend on the others.
+- seeds: request i gets seed `step_seed(seed, i * n)` (vLLM gives its sample j seed + j), so all B x n samples
+  get distinct seeds and a prompt's samples do not depend on the others.
 - the initial weights are written once to a temporary Hugging Face directory that vLLM loads (so
   nothing is fetched from the hub and an in-memory model works); later updates go through
   `sync_weights`. A peft model must be merged before syncing (vLLM expects base parameter names).
@@ -33,7 +34,7 @@ from rlx.config import ConfigError
 from rlx.rollout.base import SamplingParams, step_seed
 from rlx.types import Generation
 
-__all__ = ["VLLMEngine", "MISSING_VLLM"]
+__all__ = ["VLLMEngine", "MISSING_VLLM", "request_seeds"]
 
 MISSING_VLLM = "vllm is not installed: pip install 'rlx[vllm]' (needs a CUDA GPU)"
 
@@ -42,6 +43,13 @@ def _load_weights_on_worker(worker: Any, weights: list[tuple[str, torch.Tensor]]
     """Runs inside vLLM's worker (via collective_rpc): load HF-named tensors into the live model."""
     worker.model_runner.model.load_weights(weights=weights)
     return len(weights)
+
+
+def request_seeds(seed: int, prompts: int, n: int) -> list[int]:
+    """vLLM seeds sample j of a request with seed + j, so the requests' seeds are spaced n apart: every one
+    of the prompts x n samples gets its own seed (consecutive seeds made prompt i+1's group a shifted
+    copy of prompt i's). Kept below 2^31 - 1 - n so seed + j stays a valid 32-bit seed."""
+    return [step_seed(seed, i * n) % (2**31 - 1 - n) for i in range(prompts)]
 
 
 class VLLMEngine:
@@ -83,7 +91,7 @@ class VLLMEngine:
             self._vllm.SamplingParams(
                 n=params.n, temperature=params.temperature, top_p=params.top_p,
                 top_k=params.top_k if params.top_k > 0 else -1, max_tokens=params.max_new_tokens,
-                stop=list(params.stop) or None, logprobs=0, seed=step_seed(seed, i) % (2**31 - 1),
+                stop=list(params.stop) or None, logprobs=0, seed=request_seeds(seed, len(prompts), params.n)[i],
                 skip_special_tokens=True, include_stop_str_in_output=False,
             )
             for i in range(len(prompts))
