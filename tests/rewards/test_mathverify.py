@@ -36,3 +36,14 @@ def test_off_main_thread():
     t.start()
     t.join(60)
     assert out == [(True, False)]
+
+
+def test_grouping_cannot_hide_an_explosive_answer():
+    """Found in review: braces around a nested power, a power inside \\frac, and Gamma of a huge number
+    passed the screen and hung sympy off the main thread (no alarm there)."""
+    from rlx.rewards.mathverify import too_costly
+
+    for bad in (r"{10}^{{10}^{10}}", r"10^{\frac{10^{10}}{1}}", r"\Gamma(10^{9})"):
+        assert too_costly(bad), bad
+    for fine in ("x^2 + y^2", r"2^{3} \cdot 3^{2}", r"2^{\frac{1}{2}}", r"e^{i\pi}", "10^{-3}", r"\sqrt{2}^{3}"):
+        assert not too_costly(fine), fine

@@ -42,3 +42,11 @@ def test_base_exceptions_are_not_swallowed():
 
     with pytest.raises(KeyboardInterrupt):
         safe_score(interrupt, "x", None)
+
+
+def test_a_reward_function_calling_sys_exit_scores_zero():
+    """A stray sys.exit in a user's reward function fails that sample; it used to stop the run."""
+    import sys
+
+    score, err = safe_score(lambda c, p: sys.exit(3), "x", None)
+    assert score.reward == 0.0 and "SystemExit" in err

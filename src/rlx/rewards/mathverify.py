@@ -28,9 +28,20 @@ _COSTLY = [
 ]
 
 
+_COMMAND_POWER = re.compile(r"(\^|\*\*)\s*\\[a-zA-Z]+\s*-?\d*\s*(\^|\*\*)")
+_GAMMA = re.compile(r"\\Gamma|\\operatorname\s*\{\s*Gamma")  # Gamma(10^9) is a factorial in disguise
+
+
 def too_costly(s: str) -> bool:
-    """True for answers whose evaluation could blow up (see _COSTLY); they never match."""
-    return any(p.search(s) for p in _COSTLY)
+    """True for answers whose evaluation could blow up (see _COSTLY); they never match.
+
+    The patterns are also tried with every brace and parenthesis removed, so grouping cannot hide a
+    nested power ({10}^{{10}^{10}} reads as 10^10^10), and a power whose exponent starts with a LaTeX
+    command holding another power (10^{\\frac{10^{10}}{1}} -> 10^\\frac10^101) is refused too.
+    """
+    flat = re.sub(r"[{}()]", "", s)
+    return (bool(_GAMMA.search(s) or _COMMAND_POWER.search(flat))
+            or any(p.search(s) or p.search(flat) for p in _COSTLY))
 
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 

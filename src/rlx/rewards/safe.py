@@ -40,10 +40,12 @@ def _as_score(value: Any) -> Score:
 
 
 def safe_score(fn: Callable[[str, Any], Any], completion: str, problem: Any) -> tuple[Score, str | None]:
-    """Call `fn(completion, problem)`; on any exception return (zero score, traceback text)."""
+    """Call `fn(completion, problem)`; on any exception return (zero score, traceback text).
+    `SystemExit` from a reward function (a stray `sys.exit`) is a failure of that sample too; only
+    KeyboardInterrupt (a kill of the run) goes through."""
     try:
         return _as_score(fn(completion, problem)), None
-    except Exception:
+    except (Exception, SystemExit):
         return ZERO, traceback.format_exc()
 
 

@@ -15,6 +15,7 @@ does not compile is "unparsed". Everything else (loading, held-out split, sampli
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,9 @@ class CodeTask(MathTask):
     def __init__(self, cfg: CodeConfig) -> None:
         super().__init__(cfg)
         self.cfg: CodeConfig = cfg
-        self.limits = SandboxLimits(wall_seconds=cfg.timeout_seconds, memory_mb=cfg.memory_mb)
+        # CPU seconds follow the wall-clock limit (they were fixed at 2 whatever timeout_seconds said)
+        self.limits = SandboxLimits(wall_seconds=cfg.timeout_seconds, cpu_seconds=max(1, math.ceil(cfg.timeout_seconds)),
+                                    memory_mb=cfg.memory_mb)
 
     def _answer(self, value: Any, row: int, where: str) -> str:
         try:
