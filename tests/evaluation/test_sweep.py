@@ -65,6 +65,18 @@ def test_failed_seed_is_reported_and_others_kept(fake, tmp_path, capsys):
     assert rc == 0 and _sweep_json(out)["ok"] is True and (out / "seed_1" / "summary.json").exists()
 
 
+def test_skip_done_reruns_an_interrupted_seed(fake, tmp_path):
+    """A seed stopped by Ctrl-C or a kill has metrics but no summary and no error.txt: --skip-done used to
+    refuse it ("already holds a run"); now it is moved aside and run again."""
+    out = tmp_path / "sw"
+    assert rlx.cli.main(["sweep", str(fake), "--seeds", "2", "--out", str(out)]) == 0
+    (out / "seed_1" / "summary.json").unlink()  # what an interrupted seed looks like
+    rc = rlx.cli.main(["sweep", str(fake), "--seeds", "2", "--out", str(out), "--skip-done"])
+    status = {e["seed"]: e["status"] for e in _sweep_json(out)["seeds"]}
+    assert rc == 0 and status == {0: "skipped", 1: "ok"}
+    assert (out / "seed_1" / "summary.json").exists() and (out / "interrupted_seed_1" / "metrics.jsonl").exists()
+
+
 def test_parallel_processes(fake, tmp_path):
     out = tmp_path / "par"
     results = sweep.run_sweep(str(fake), ["fail_seed=2"], out, [0, 1, 2], parallel=2, echo=lambda s: None)

@@ -104,9 +104,10 @@ def run_sweep(recipe: str, overrides: list[str], out: str | Path, seeds: list[in
         d = seed_dir(out, s)
         if skip_done and (d / "summary.json").is_file():
             results[s] = {"seed": s, "dir": d.name, "status": "skipped", "seconds": 0.0, "error": None}
-        elif skip_done and (d / "error.txt").is_file():
-            # a seed that failed before: keep its files beside the sweep and run it again
-            old = out / f"failed_seed_{s}"
+        elif skip_done and ((d / "error.txt").is_file() or (d / "metrics.jsonl").exists()
+                            or (d / "checkpoints").exists()):
+            # a seed that failed or was interrupted (Ctrl-C, a kill): keep its files beside the sweep, run it again
+            old = out / f"{'failed' if (d / 'error.txt').is_file() else 'interrupted'}_seed_{s}"
             shutil.rmtree(old, ignore_errors=True)
             d.rename(old)
             todo.append(s)
