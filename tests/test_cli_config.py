@@ -16,6 +16,12 @@ def test_overrides_parse_yaml_values_and_nest():
     assert data == {"train": {"lr": 3e-5, "steps": 7}, "a": {"b": {"c": True}}, "name": "x"}
 
 
+def test_a_quoted_override_stays_a_string():
+    """model.path="7" names the directory 7 (it used to become the float 7.0 and fail validation)."""
+    data = apply_overrides({}, ['model.path="7"', "train.tag='1e-3'", "train.n=7", "train.lr=3e-5"])
+    assert data == {"model": {"path": "7"}, "train": {"tag": "1e-3", "n": 7, "lr": 3e-5}}
+
+
 def test_off_and_no_stay_strings_only_true_false_are_bools(tmp_path):
     # YAML 1.1 would read `off` / `no` / `on` as bools and reject `pear.level: off` as "False"
     recipe = tmp_path / "r.yaml"

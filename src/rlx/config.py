@@ -79,7 +79,15 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def _parse_value(text: str) -> Any:
-    """YAML scalar, except that numbers YAML 1.1 misses (`3e-5`) are floats, as users mean them."""
+    """YAML scalar, except that numbers YAML 1.1 misses (`3e-5`) are floats, as users mean them.
+    A quoted value stays a string (`model.path="7"` is the directory 7, not the number)."""
+    stripped = text.strip()
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "'\"":
+        try:
+            value = _load(stripped)
+        except yaml.YAMLError:
+            return stripped[1:-1]
+        return value if isinstance(value, str) else stripped[1:-1]
     try:
         value = _load(text)
     except yaml.YAMLError:
