@@ -16,6 +16,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rlx.config import ConfigError, apply_overrides, build_config, dump_yaml, read_yaml, recipe_kind
 
@@ -80,6 +81,8 @@ def run_recipe(recipe: str, overrides: list[str], out: str | Path | None, resume
     module, cfg = load_recipe(recipe, overrides, expect_kind)
     out_path = Path(out) if out else default_out(recipe)
     fresh = not out_path.exists()
+    if resume:
+        _same_config_or_error(out_path, dump_yaml(cfg))
     run = RunDir(out_path, dump_yaml(cfg), resume=resume)
     try:
         summary = module.run(cfg, run)
@@ -97,6 +100,33 @@ def run_recipe(recipe: str, overrides: list[str], out: str | Path | None, resume
     finally:
         run.close()
     return summary
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix[:-1]: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}."))
+    return out
+
+
+def _same_config_or_error(out_path: Path, config_yaml: str) -> None:
+    """--resume continues exactly only with the config that started the run: refuse a different one
+    (before config.yaml is rewritten), naming the fields that differ."""
+    saved = out_path / "config.yaml"
+    if not saved.is_file() or saved.read_text() == config_yaml:
+        return
+    import yaml
+
+    old, new = _flat(yaml.safe_load(saved.read_text()) or {}), _flat(yaml.safe_load(config_yaml) or {})
+    diff = [f"{k} ({old.get(k, '-')!r} -> {new.get(k, '-')!r})" for k in sorted(old.keys() | new.keys())
+            if old.get(k) != new.get(k)]
+    if not diff:
+        return
+    raise ConfigError(f"config error: --resume: the config differs from {saved} at {'; '.join(diff[:5])}"
+                      f"{' ...' if len(diff) > 5 else ''}. Resume with the recipe and overrides that started the "
+                      f"run, e.g. `rlx train {saved} --out {out_path} --resume`")
 
 
 def _add_train(sub, name: str, help_: str) -> None:

@@ -101,3 +101,21 @@ def test_rlvr_pruning_head_crash_then_resume_matches(tmp_path, kill_on_call, bas
     assert rows == _rows(tmp_path / "b")
     briers = [r["prune/head_brier"] for r in rows if "prune/head_brier" in r]
     assert len(briers) == 4 and briers[0] == 0.25 and briers[-1] != 0.25  # the head learned along the way
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path, capsys, kill_on_call):
+    """--resume continues exactly only with the run's own config: a changed field is named, config.yaml
+    is left alone, and the run's config.yaml itself resumes it."""
+    out = tmp_path / "r"
+    import rlx.tasks.arithmetic as arith
+
+    restore = kill_on_call(arith.ArithmeticTask, "train_problems", 5)
+    assert main(["sft", "recipes/arith_sft.yaml", *SFT, "--out", str(out)]) == 130
+    restore()
+    saved = (out / "config.yaml").read_text()
+    assert main(["sft", "recipes/arith_sft.yaml", *SFT, "train.optim.lr=0.5", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume: the config differs" in err and "train.optim.lr (0.002 -> 0.5)" in err
+    assert (out / "config.yaml").read_text() == saved
+    assert main(["sft", str(out / "config.yaml"), "--out", str(out), "--resume"]) == 0
+    assert (out / "summary.json").exists()
