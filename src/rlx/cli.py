@@ -113,15 +113,16 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 def _same_config_or_error(out_path: Path, config_yaml: str) -> None:
     """--resume continues exactly only with the config that started the run: refuse a different one
-    (before config.yaml is rewritten), naming the fields that differ."""
+    (before config.yaml is rewritten), naming the fields that differ. Step counts (fields named
+    `...steps`, e.g. `total_steps=2048` to train a finished run for longer) may change."""
     saved = out_path / "config.yaml"
-    if not saved.is_file() or saved.read_text() == config_yaml:
+    if not saved.is_file() or saved.read_text() == config_yaml or not saved.read_text().strip():
         return
     import yaml
 
     old, new = _flat(yaml.safe_load(saved.read_text()) or {}), _flat(yaml.safe_load(config_yaml) or {})
     diff = [f"{k} ({old.get(k, '-')!r} -> {new.get(k, '-')!r})" for k in sorted(old.keys() | new.keys())
-            if old.get(k) != new.get(k)]
+            if old.get(k) != new.get(k) and not k.split(".")[-1].endswith("steps")]
     if not diff:
         return
     raise ConfigError(f"config error: --resume: the config differs from {saved} at {'; '.join(diff[:5])}"

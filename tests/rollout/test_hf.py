@@ -193,3 +193,20 @@ def test_bad_input(plain):
         eng.generate(PROMPTS, SamplingParams(max_new_tokens=60), seed=0)  # 6 + 60 > 64 positions
     with pytest.raises(ConfigError, match="rollout.engine"):
         make_engine("sglang", model, tok)  # type: ignore[arg-type]
+
+
+def test_stop_table_keeps_the_leading_space_of_sentencepiece_tokens():
+    """Metaspace decoders drop a token's leading space when it is decoded alone ("▁Q" -> "Q"), so the
+    per-token table missed stops like " Q" until the end of the row; tokens are now read in context."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {"<unk>": 0, "</s>": 1, "a": 2, "x": 3, "▁Q": 4, "▁x": 5, "Q": 6}
+    t = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    t.pre_tokenizer, t.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=t, unk_token="<unk>", eos_token="</s>", pad_token="</s>")
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=7, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, max_position_embeddings=32))
+    table = HFEngine(model, tok)._table()
+    assert tok.decode([4]) == "Q" and table[4] == " Q" and table[6] == "Q" and table[3] == "x"
+    assert table[1] == ""  # special tokens add no text

@@ -265,9 +265,24 @@ class HFEngine:
     # -- texts -----------------------------------------------------------------------------------
 
     def _table(self) -> list[str]:
+        """The text each token adds in the middle of a completion (for stop-string checks while decoding).
+
+        Each token is decoded after an anchor token and the anchor's text is cut off: SentencePiece
+        (Metaspace) decoders drop a token's leading space when it is decoded alone ("▁Q" -> "Q"), which
+        hid stops like " Q" until the end of the row. Where that prefix trick does not apply, the token's
+        own decode is used."""
         if self._token_strings is None:
-            size = len(self.tokenizer)
-            self._token_strings = self.tokenizer.batch_decode([[i] for i in range(size)], skip_special_tokens=True)
+            tok = self.tokenizer
+            size = len(tok)
+            alone = tok.batch_decode([[i] for i in range(size)], skip_special_tokens=True)
+            special = set(tok.all_special_ids)
+            anchor = next(([i] for text in ("a", "x", "0", "the") for i in tok.encode(text, add_special_tokens=False)[:1]
+                           if i not in special and tok.decode([i], skip_special_tokens=True)), [])
+            if anchor:
+                head = tok.decode(anchor, skip_special_tokens=True)
+                after = tok.batch_decode([anchor + [i] for i in range(size)], skip_special_tokens=True)
+                alone = [a[len(head):] if head and a.startswith(head) else t for a, t in zip(after, alone)]
+            self._token_strings = alone
         return self._token_strings
 
     def _texts(self, comp, comp_mask, stopped, stops: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
