@@ -56,3 +56,17 @@ def test_bad_field_is_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "lambda_" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_resume_without_a_checkpoint_starts_over_without_duplicate_rows(tmp_path):
+    """A run killed before its first checkpoint restarts from scratch on --resume; the killed run's rows
+    used to stay, so every step appeared twice."""
+    out = tmp_path / "run"
+    args = ["train", str(RECIPES / "pqn_cartpole.yaml"), "num_steps=8", "eval.episodes=2", "eval.every_steps=512",
+            "total_steps=1024", "checkpoint_every=0", "--out", str(out)]
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 512, "train/loss": 123.0}\n{"step": 1024, "train/lo')  # killed run
+    assert main([*args, "--resume"]) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    steps = [r["step"] for r in rows]
+    assert steps == sorted(steps) and not any(r.get("train/loss") == 123.0 for r in rows)

@@ -90,6 +90,8 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         set_rng_state(state["rng"])
         it, clock.next_eval = state["iter"], state["next_eval"]
         run.truncate_metrics(it * N)
+    elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
+        run.truncate_metrics(-1)
     target_every = max(1, cfg.target_update_interval // N)
     obs = env.reset(cfg.seed)
     loss = torch.zeros(())

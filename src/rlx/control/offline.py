@@ -297,6 +297,8 @@ def train_offline(name: str, loop: OfflineLoop, learner, data: OfflineData, env_
         gen.set_state(state["gen"])
         start = state["step"]
         run.truncate_metrics(start)
+    elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
+        run.truncate_metrics(-1)
     act = normalized_act(learner.policy, data)
     last: dict[str, float] = {}
 

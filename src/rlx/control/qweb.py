@@ -291,6 +291,8 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         set_rng_state(s["rng"])
         it, next_eval, ended, solved, last_eval = s["iter"], s["next_eval"], s["ended"], s["solved"], s["last_eval"]
         run.truncate_metrics(it * N)
+    elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
+        run.truncate_metrics(-1)
 
     def save(done: int) -> None:
         state = {"q_net": q_net.state_dict(), "target": target.state_dict(), "opt": opt.state_dict(),

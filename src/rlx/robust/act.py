@@ -175,6 +175,8 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         rng.bit_generator.state = s["np_rng"]
         start = s["generation"]
         run.truncate_metrics(start)
+    elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
+        run.truncate_metrics(-1)
 
     def save(gen: int) -> None:
         state = {"phi": phi.detach().clone(), "opt": opt.state_dict(), "np_rng": rng.bit_generator.state,
