@@ -107,7 +107,10 @@ def run(cfg: Config, run: RunDir) -> dict:
     engine = make_engine(cfg.rollout.engine, ahead.behaviour if ahead else model, tokenizer, **engine_kwargs)
 
     def sync() -> None:
-        ahead.sync(model) if ahead else engine.sync_weights(model)
+        if ahead is not None:
+            ahead.sync(model)  # into the sampler's copy, between batches
+        else:
+            engine.sync_weights(model)
 
     heldout = task.heldout(cfg.eval.n)
     errors = RewardErrors()
