@@ -109,3 +109,17 @@ def test_missing_dataset_path_names_the_field(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("config error: task.path =") and "file not found" in err
     assert not out.exists()
+
+
+def test_a_missing_cuda_device_is_a_config_error_and_leaves_no_run(tmp_path, capsys):
+    """model.device=cuda on a CPU machine used to raise RuntimeError (exit 1) after creating the run
+    directory, which then blocked a retry ("already holds a run")."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "r"
+    assert main(["train", "recipes/arith_grpo.yaml", "model.device=cuda", "train.steps=1", "--out", str(out)]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err and not out.exists()
+    assert main(["train", "recipes/arith_grpo.yaml", "model.device=gpu0", "--out", str(out)]) == 2
+    assert "not a torch device" in capsys.readouterr().err and not out.exists()

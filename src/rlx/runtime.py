@@ -28,12 +28,19 @@ def set_threads(n: int) -> None:
 
 
 def pick_device(name: str) -> torch.device:
-    """'auto' -> cuda if available else cpu; anything else is passed to torch.device."""
+    """'auto' -> cuda if available else cpu; anything else is passed to torch.device.
+    An unknown or unavailable device is a ConfigError (one line, exit 2, no run directory left behind)."""
+    from rlx.config import ConfigError
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"config error: model.device = {name!r}: not a torch device (cpu, cuda, cuda:1, auto)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} asked for but CUDA is not available; use device=cpu or auto")
+        raise ConfigError(f"config error: model.device = {name!r} asked for but CUDA is not available; "
+                          "use device: cpu or auto")
     return dev
 
 
