@@ -106,3 +106,37 @@ def test_atomic_json_no_temp_left(tmp_path):
     atomic_write_json(tmp_path / "s.json", {"a": float("inf")})
     assert json.loads((tmp_path / "s.json").read_text()) == {"a": None}
     assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+
+
+def test_atomic_dir_flushes_every_file_before_the_rename_and_the_parent_after(tmp_path, monkeypatch):
+    """After a power loss the checkpoint is the old one or the whole new one: each file, the new directory
+    and its subdirectories reach the disk before the rename, the parent's entry after it."""
+    import os
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+
+    def write(d):
+        (d / "model.safetensors").write_bytes(b"w" * 10)
+        (d / "sub").mkdir()
+        (d / "sub" / "state.pt").write_bytes(b"s")
+
+    final = atomic_dir(tmp_path / "ckpt", write)
+    names = [(kind, os.path.basename(p)) for kind, p in events]
+    rename = names.index(("replace", "ckpt"))
+    before = {n for kind, n in names[:rename] if kind == "fsync"}
+    assert {"model.safetensors", "state.pt", "sub"} <= before
+    assert any(kind == "fsync" and n.startswith(".ckpt.") for kind, n in names[:rename])  # the new directory
+    assert ("fsync", tmp_path.name) in names[rename + 1:]  # the parent's new entry
+    assert (final / "sub" / "state.pt").read_bytes() == b"s"

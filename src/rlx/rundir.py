@@ -38,6 +38,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_path(path.parent)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -59,14 +60,39 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=True) + "\n")
 
 
+def _fsync_path(path: Path) -> None:
+    """Flush a file's or a directory's contents to disk (a directory: the names in it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file under `root`, then every directory, deepest first (so a rename of `root` after
+    this never exposes a directory whose files are still only in the page cache)."""
+    dirs = []
+    for here, _, files in os.walk(root):
+        dirs.append(Path(here))
+        for name in files:
+            _fsync_path(Path(here) / name)
+    for d in reversed(dirs):
+        _fsync_path(d)
+
+
 def atomic_dir(final: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmpdir)` then rename tmpdir to `final` (replacing it). Returns `final`."""
+    """Call `write(tmpdir)` then rename tmpdir to `final` (replacing it). Returns `final`.
+
+    The files are fsynced before the rename and the parent directory after it, so after a power loss
+    `final` is either the old directory or the complete new one."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
         write(tmp)
         os.chmod(tmp, 0o755)
+        _fsync_tree(tmp)
         if final.exists():
             old = final.with_name(f".{final.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -75,6 +101,7 @@ def atomic_dir(final: str | Path, write: Callable[[Path], None]) -> Path:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
+        _fsync_path(final.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
