@@ -70,3 +70,36 @@ def test_resume_without_a_checkpoint_starts_over_without_duplicate_rows(tmp_path
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
     steps = [r["step"] for r in rows]
     assert steps == sorted(steps) and not any(r.get("train/loss") == 123.0 for r in rows)
+
+
+def _rows_without_clock(path: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(x).items() if not k.startswith("time/")}
+            for x in path.read_text().splitlines() if x.strip()]
+
+
+@pytest.mark.parametrize("trainer", ["pqn", "dqn"])
+def test_killed_mid_run_resumes_exactly(trainer, tmp_path, kill_on_call):
+    """The checkpoint carries the environments (physics, step counters, their RNG) and the observation
+    to act on next, so a killed run continues the same episodes: its metrics equal the uninterrupted
+    run's. PQN steps the torch CartPole, DQN gymnasium's (attributes snapshot)."""
+    from rlx.control.envs import GymVecEnv, TorchCartPole
+
+    if trainer == "pqn":
+        args = ["train", str(RECIPES / "pqn_cartpole.yaml"), "num_steps=8", "total_steps=4096", "eval.every_steps=1024",
+                "eval.episodes=2", "eval.backend=torch", "checkpoint_every=2", "log_every=1"]
+        env_cls, kill_at = TorchCartPole, 45  # inside the 6th of 8 updates, after the checkpoint at update 4
+    else:
+        args = ["train", str(RECIPES / "dqn_cartpole.yaml"), *TINY["dqn_cartpole.yaml"], "checkpoint_every=200",
+                "log_every=50", "eval.backend=torch"]
+        env_cls, kill_at = GymVecEnv, 350  # env step 350 of 600, after the checkpoint at 200
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    restore = kill_on_call(env_cls, "step", kill_at)
+    assert main([*args, "--out", str(tmp_path / "b")]) == 130
+    restore()
+    assert (tmp_path / "b" / "checkpoints" / "LATEST").exists()
+    assert main([*args, "--out", str(tmp_path / "b"), "--resume"]) == 0
+    a, b = (_rows_without_clock(tmp_path / d / "metrics.jsonl") for d in "ab")
+    assert len(a) > 4 and a == b
+    sa, sb = ({k: v for k, v in json.loads((tmp_path / d / "summary.json").read_text()).items()
+               if not k.startswith("time/")} for d in "ab")
+    assert sa == sb

@@ -15,7 +15,8 @@ from rlx.config import Section
 from rlx.control.envs import Backend, make_vec_env
 from rlx.control.networks import ValueLoss
 
-__all__ = ["EnvConfig", "QNetConfig", "EvalConfig", "evaluate", "episode_returns", "progress", "save_torch_state", "load_torch_state"]
+__all__ = ["EnvConfig", "QNetConfig", "EvalConfig", "evaluate", "episode_returns", "progress", "save_torch_state", "load_torch_state",
+           "env_checkpoint", "restore_env"]
 
 
 class EnvConfig(Section):
@@ -88,3 +89,25 @@ def save_torch_state(path: Path, state: dict[str, Any]) -> None:
 
 def load_torch_state(path: Path) -> dict[str, Any]:
     return torch.load(path / "state.pt", weights_only=False)
+
+
+def env_checkpoint(env, obs: torch.Tensor) -> dict[str, Any]:
+    """What a checkpoint needs to continue `env`'s episodes: the observation to act on next and the
+    env's own state (None where the back-end cannot capture it)."""
+    get = getattr(env, "state_dict", None)
+    return {"obs": obs.clone(), "state": get() if get is not None else None}
+
+
+def restore_env(env, saved: dict[str, Any] | None, fresh_obs: torch.Tensor) -> torch.Tensor:
+    """Put `env` back where the checkpoint left it and return the observation to act on next. Where the
+    checkpoint could not capture the env (None), episodes restart from `fresh_obs` and a warning says so:
+    the resumed run is then not step-for-step the uninterrupted one."""
+    if saved is None or saved.get("state") is None:
+        import warnings
+
+        warnings.warn("resume: this environment's state was not in the checkpoint; episodes restart, so the resumed "
+                      "run differs from an uninterrupted one", stacklevel=2)
+        return fresh_obs
+    env.load_state_dict(saved["state"])
+    return saved["obs"].clone()
+

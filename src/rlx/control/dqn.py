@@ -18,7 +18,8 @@ from pydantic import Field
 
 from rlx.config import ConfigError, Section
 from rlx.control.buffer import ReplayBuffer
-from rlx.control.common import EnvConfig, EvalConfig, QNetConfig, load_torch_state, progress, save_torch_state
+from rlx.control.common import (EnvConfig, EvalConfig, QNetConfig, env_checkpoint, load_torch_state, progress,
+                                restore_env, save_torch_state)
 from rlx.control.envs import make_vec_env
 from rlx.control.online import EvalClock, linear_epsilon
 from rlx.control.pqn import build_q_network
@@ -51,6 +52,8 @@ class Config(Section):
     threads: int = Field(1, ge=0, le=256, description="torch threads (0: 1)")
     tensorboard: bool = Field(False, description="mirror metrics to TensorBoard (if installed)")
     log_every: int = Field(1000, ge=1, description="log train/* every this many env steps")
+    checkpoint_every: int = Field(0, ge=0, description="checkpoint every this many env steps, replay buffer "
+                                  "included (0: only at the end)")
 
 
 def dqn_targets(r_t: torch.Tensor, terminated_t: torch.Tensor, q_next_target: torch.Tensor,
@@ -81,6 +84,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     buf = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps + N), spec.obs_dim)
     clock = EvalClock(cfg.eval, cfg.env.id, cfg.seed, run)
     it, num_iters = 0, max(1, cfg.total_steps // N)
+    obs = env.reset(cfg.seed)
     if run is not None and run.resume and (ckpt := run.latest_checkpoint()) is not None:
         state = load_torch_state(ckpt)
         q_net.load_state_dict(state["q_net"])
@@ -89,11 +93,11 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         buf.load_state_dict(state["buffer"])
         set_rng_state(state["rng"])
         it, clock.next_eval = state["iter"], state["next_eval"]
+        obs = restore_env(env, state.get("env"), obs)
         run.truncate_metrics(it * N)
     elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
         run.truncate_metrics(-1)
     target_every = max(1, cfg.target_update_interval // N)
-    obs = env.reset(cfg.seed)
     loss = torch.zeros(())
     metrics: dict[str, torch.Tensor] = {}
 
@@ -101,6 +105,13 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         return q_net.q(o).argmax(1)
 
     start = done = it  # iterations (vector steps) completed
+
+    def save(done: int) -> None:
+        state = {"q_net": q_net.state_dict(), "target": target.state_dict(), "opt": opt.state_dict(),
+                 "buffer": buf.state_dict(), "rng": rng_state(), "iter": done, "next_eval": clock.next_eval,
+                 "env": env_checkpoint(env, obs)}
+        run.save_checkpoint(done * N, lambda d: save_torch_state(d, state))
+
     with progress(num_iters * N, "dqn") as bar:
         for it in range(start, num_iters):
             steps = (it + 1) * N
@@ -136,12 +147,12 @@ def run(cfg: Config, run: RunDir | None) -> dict:
             if clock.due(steps):
                 if clock.evaluate(steps, act_greedy):
                     break
-    env.close()
+            if run is not None and cfg.checkpoint_every and steps % cfg.checkpoint_every < N and done < num_iters:
+                save(done)
     steps = done * N
     if clock.steps_to_target is None and clock.last_step != steps:
         clock.evaluate(steps, act_greedy)
     if run is not None:
-        state = {"q_net": q_net.state_dict(), "target": target.state_dict(), "opt": opt.state_dict(),
-                 "buffer": buf.state_dict(), "rng": rng_state(), "iter": done, "next_eval": clock.next_eval}
-        run.save_checkpoint(steps, lambda d: save_torch_state(d, state))
+        save(done)
+    env.close()
     return {**clock.summary(), "env/steps": float(steps)}

@@ -71,6 +71,14 @@ class VecEnv(Protocol):
 
     def close(self) -> None: ...
 
+    def state_dict(self) -> dict | None:
+        """Everything `step` depends on (physics, step counters, the env's own RNG), or None where the
+        back-end cannot capture it; a checkpoint stores it so that a resumed run continues the same
+        episodes."""
+        ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
 
 class TorchCartPole:
     """Batched CartPole-v1 (gymnasium's dynamics, reward 1 per step, 500-step limit)."""
@@ -151,6 +159,13 @@ class TorchCartPole:
         reward = torch.ones(self.num_envs)
         return StepOut(obs, reward, terminated, truncated, final_obs)
 
+    def state_dict(self) -> dict:
+        return {"state": self.state.clone(), "elapsed": self.elapsed.clone(), "generator": self._gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state, self.elapsed = state["state"].clone(), state["elapsed"].clone()
+        self._gen.set_state(state["generator"])
+
     def close(self) -> None:
         pass
 
@@ -199,8 +214,56 @@ class GymVecEnv:
             torch.as_tensor(trunc, dtype=torch.bool) & ~term_t, final,
         )
 
+    def state_dict(self) -> dict | None:
+        """Each copy's state: MuJoCo envs by qpos/qvel, pure-Python envs (classic control) by their
+        attributes; plus the env's RNG and the time limit's step counter. None for anything else."""
+        copies = [_snapshot(e) for e in self.env.envs]
+        return None if any(c is None for c in copies) else {"copies": copies}
+
+    def load_state_dict(self, state: dict) -> None:
+        for e, c in zip(self.env.envs, state["copies"], strict=True):
+            _restore(e, c)
+
     def close(self) -> None:
         self.env.close()
+
+
+def _wrappers(env):
+    while env is not None:
+        yield env
+        env = getattr(env, "env", None)
+
+
+def _snapshot(env) -> dict | None:
+    import copy
+
+    u = env.unwrapped
+    counters = [getattr(w, "_elapsed_steps", None) for w in _wrappers(env)]
+    rng = copy.deepcopy(u.np_random.bit_generator.state)
+    if hasattr(u, "data") and hasattr(u, "set_state"):  # gymnasium MujocoEnv
+        return {"kind": "mujoco", "qpos": u.data.qpos.copy(), "qvel": u.data.qvel.copy(), "time": float(u.data.time),
+                "rng": rng, "counters": counters}
+    attrs = {k: v for k, v in vars(u).items() if k not in ("screen", "clock", "_np_random", "spec")}
+    try:
+        attrs = copy.deepcopy(attrs)
+    except Exception:  # an env holding handles (a simulator, a socket): not capturable
+        return None
+    return {"kind": "attributes", "attrs": attrs, "rng": rng, "counters": counters}
+
+
+def _restore(env, snap: dict) -> None:
+    import copy
+
+    u = env.unwrapped
+    if snap["kind"] == "mujoco":
+        u.set_state(snap["qpos"], snap["qvel"])
+        u.data.time = snap["time"]
+    else:
+        vars(u).update(copy.deepcopy(snap["attrs"]))
+    u.np_random.bit_generator.state = copy.deepcopy(snap["rng"])
+    for w, n in zip(_wrappers(env), snap["counters"], strict=True):
+        if n is not None:
+            w._elapsed_steps = n
 
 
 Backend = Literal["torch", "gymnasium"]

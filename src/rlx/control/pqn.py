@@ -21,7 +21,8 @@ import torch
 from pydantic import Field
 
 from rlx.config import ConfigError, Section
-from rlx.control.common import EnvConfig, EvalConfig, QNetConfig, load_torch_state, progress, save_torch_state
+from rlx.control.common import (EnvConfig, EvalConfig, QNetConfig, env_checkpoint, load_torch_state, progress,
+                                restore_env, save_torch_state)
 from rlx.control.envs import make_vec_env
 from rlx.control.networks import QNetwork, make_value_head
 from rlx.control.online import EvalClock, collect_rollout, linear_epsilon, rollout_targets
@@ -99,6 +100,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         raise ConfigError(f"config error: minibatches = {cfg.minibatches}: more than num_envs * num_steps = {per_update}")
     start = 0
     clock = EvalClock(cfg.eval, cfg.env.id, cfg.seed, run)
+    obs = env.reset(cfg.seed)
     if run is not None and run.resume and (ckpt := run.latest_checkpoint()) is not None:
         state = load_torch_state(ckpt)
         q_net.load_state_dict(state["q_net"])
@@ -106,6 +108,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         set_rng_state(state["rng"])
         start = state["update"]
         clock.next_eval = state["next_eval"]
+        obs = restore_env(env, state.get("env"), obs)
         run.truncate_metrics(start * per_update)
     elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
         run.truncate_metrics(-1)
@@ -113,7 +116,6 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     def act_greedy(o: torch.Tensor) -> torch.Tensor:
         return q_net.q(o).argmax(1)
 
-    obs = env.reset(cfg.seed)
     metrics: dict[str, torch.Tensor] = {}
     done = start  # updates completed
     with progress(num_updates * per_update, "pqn") as bar:
@@ -143,17 +145,17 @@ def run(cfg: Config, run: RunDir | None) -> dict:
                 if clock.evaluate(steps, act_greedy):
                     break
             if run is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
-                _save(run, done, per_update, q_net, opt, clock)
+                _save(run, done, per_update, q_net, opt, clock, env_checkpoint(env, obs))
     env.close()
     steps = done * per_update
     if clock.steps_to_target is None and clock.last_step != steps:
         clock.evaluate(steps, act_greedy)
     if run is not None:
-        _save(run, done, per_update, q_net, opt, clock)
+        _save(run, done, per_update, q_net, opt, clock, env_checkpoint(env, obs))
     return {**clock.summary(), "env/steps": float(steps)}
 
 
-def _save(run: RunDir, update: int, per_update: int, q_net, opt, clock: EvalClock) -> None:
+def _save(run: RunDir, update: int, per_update: int, q_net, opt, clock: EvalClock, env: dict) -> None:
     state = {"q_net": q_net.state_dict(), "opt": opt.state_dict(), "rng": rng_state(), "update": update,
-             "next_eval": clock.next_eval}
+             "next_eval": clock.next_eval, "env": env}
     run.save_checkpoint(update * per_update, lambda d: save_torch_state(d, state))

@@ -264,8 +264,8 @@ def run(cfg: Config, run: RunDir | None) -> dict:
             adv.load_state_dict(s["adv"])
             opt_a.load_state_dict(s["opt_a"])
         temp.load_state_dict(s["temperature"])
-        base.state, base.elapsed, obs, running = s["env_state"], s["env_elapsed"], s["obs"], s["running"]
-        base._gen.set_state(s["env_gen"])
+        base.load_state_dict(s["env"])
+        obs, running = s["obs"], s["running"]
         set_rng_state(s["rng"])
         start = s["update"]
         clock.next_eval = s["next_eval"]
@@ -278,7 +278,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
 
     def save(done: int) -> None:
         state = {"prot": prot.state_dict(), "opt_p": opt_p.state_dict(), "temperature": temp.state_dict(),
-                 "env_state": base.state, "env_elapsed": base.elapsed, "env_gen": base._gen.get_state(), "obs": obs,
+                 "env": base.state_dict(), "obs": obs,
                  "running": running, "rng": rng_state(), "update": done, "next_eval": clock.next_eval}
         if adv is not None:
             state |= {"adv": adv.state_dict(), "opt_a": opt_a.state_dict()}
