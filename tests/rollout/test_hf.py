@@ -210,3 +210,27 @@ def test_stop_table_keeps_the_leading_space_of_sentencepiece_tokens():
     table = HFEngine(model, tok)._table()
     assert tok.decode([4]) == "Q" and table[4] == " Q" and table[6] == "Q" and table[3] == "x"
     assert table[1] == ""  # special tokens add no text
+
+
+def test_llama_style_bos_once_and_the_same_ids_as_sft():
+    """A tokenizer that adds BOS, with a chat template that writes BOS into the text (Llama-3, Gemma): the
+    engine's prompt starts with one BOS, not two, and SFT encodes the same prompt to the same ids. A
+    tokenizer without a pad token pads with EOS instead of raising."""
+    from tokenizers import processors
+
+    from rlx.models.tokenizer import encode_prompt, prompt_completion_rows
+
+    model, tok = tiny_model()
+    tok._tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    tok.chat_template = "<s>[U]{{ messages[0]['content'] }}"
+    tok.pad_token = None
+    chat = tok.apply_chat_template([{"role": "user", "content": "12+34="}], tokenize=False, add_generation_prompt=True)
+    assert tok(chat)["input_ids"][:2] == [1, 1]  # what a plain tokenizer call gives
+    want = [1] + tok("[U]12+34=", add_special_tokens=False)["input_ids"]
+    assert encode_prompt(tok, chat) == want
+    assert encode_prompt(tok, "5*6=") == [1] + tok("5*6=", add_special_tokens=False)["input_ids"]  # BOS added once
+    gen = HFEngine(model, tok).generate([chat, "5*6="], SamplingParams(max_new_tokens=3, n=2), seed=0)
+    assert gen.prompt_ids[0][gen.prompt_mask[0]].tolist() == want
+    assert torch.all(gen.prompt_ids[~gen.prompt_mask] == EOS)
+    rows, labels = prompt_completion_rows(tok, [chat], ["49"])
+    assert rows[0][:len(want)] == want and labels[0][:len(want)] == [-100] * len(want)

@@ -35,6 +35,7 @@ import inspect
 import torch
 
 from rlx.config import ConfigError
+from rlx.models.tokenizer import encode_prompt, left_pad
 from rlx.rollout.base import SamplingParams
 from rlx.rollout.fast import LeanDecoder, fast_path_blocker
 from rlx.types import Generation
@@ -146,11 +147,9 @@ class HFEngine:
         `prune.keep_per_group` of the `params.n` rows per prompt after `prune.at_tokens` tokens."""
         if not prompts:
             raise ConfigError("config error: prompts: need at least one prompt")
-        tok = self.tokenizer
-        enc = tok(list(prompts), padding=True, return_tensors="pt", padding_side="left")
         device = next(self.model.parameters()).device
-        ids = enc["input_ids"].to(device)  # [B, P]
-        mask = enc["attention_mask"].to(device).bool()  # [B, P]
+        ids, mask = left_pad([encode_prompt(self.tokenizer, p) for p in prompts], self.pad_token_id)
+        ids, mask = ids.to(device), mask.to(device)  # [B, P] each
         empty = (~mask.any(-1)).nonzero()
         if len(empty):
             raise ConfigError(f"config error: prompts[{int(empty[0])}] is empty after tokenization")

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from rlx.config import ConfigError
+from rlx.models.tokenizer import encode_prompt
 from rlx.rollout.base import SamplingParams, step_seed
 from rlx.types import Generation
 
@@ -83,7 +84,7 @@ class VLLMEngine:
     def generate(self, prompts: list[str], params: SamplingParams, seed: int) -> Generation:
         if not prompts:
             raise ConfigError("config error: prompts: need at least one prompt")
-        ids = [self.tokenizer(p)["input_ids"] for p in prompts]
+        ids = [encode_prompt(self.tokenizer, p) for p in prompts]
         for i, row in enumerate(ids):
             if not row:
                 raise ConfigError(f"config error: prompts[{i}] is empty after tokenization")
