@@ -19,7 +19,9 @@ def test_layout_metrics_and_summary(tmp_path):
 
 
 def test_existing_run_needs_resume(tmp_path):
-    RunDir(tmp_path / "r", "x").close()
+    run = RunDir(tmp_path / "r", "x")
+    run.log(1, {"train/loss": 1.0})
+    run.close()
     with pytest.raises(FileExistsError, match="--resume"):
         RunDir(tmp_path / "r", "x")
     RunDir(tmp_path / "r", "x", resume=True).close()
@@ -140,3 +142,18 @@ def test_atomic_dir_flushes_every_file_before_the_rename_and_the_parent_after(tm
     assert any(kind == "fsync" and n.startswith(".ckpt.") for kind, n in names[:rename])  # the new directory
     assert ("fsync", tmp_path.name) in names[rename + 1:]  # the parent's new entry
     assert (final / "sub" / "state.pt").read_bytes() == b"s"
+
+
+def test_a_run_that_crashed_before_logging_anything_does_not_block_a_fresh_start(tmp_path):
+    """A fresh run that died before its first metrics row and first checkpoint (a model that failed to load,
+    an out-of-memory in the first step) left only empty files: the same command may start over without
+    --resume. One logged row or one checkpoint is a run to keep."""
+    RunDir(tmp_path / "r", "a: 1\n").close()  # the crash: directory, empty metrics.jsonl, empty checkpoints/
+    run = RunDir(tmp_path / "r", "a: 2\n")
+    run.log(1, {"x": 1.0})
+    run.close()
+    with pytest.raises(FileExistsError, match="--resume"):
+        RunDir(tmp_path / "r", "a: 2\n")
+    (tmp_path / "s" / "checkpoints" / "step_00000001").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="--resume"):
+        RunDir(tmp_path / "s", "a: 1\n")

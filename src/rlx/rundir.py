@@ -162,7 +162,9 @@ class RunDir:
         self.path = Path(path)
         self.resume = resume
         if not resume and self.path.exists() and any(self.path.iterdir()):
-            if (self.path / "metrics.jsonl").exists() or (self.path / "checkpoints").exists():
+            metrics = self.path / "metrics.jsonl"
+            logged = metrics.exists() and metrics.stat().st_size > 0
+            if logged or _step_dirs(self.path / "checkpoints"):  # a run that crashed before either: nothing to lose
                 raise FileExistsError(
                     f"run directory {self.path} already holds a run; pass --resume to continue it "
                     "or choose another --out"
