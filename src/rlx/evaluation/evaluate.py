@@ -42,12 +42,14 @@ def _generate_scored(engine, task, tokenizer, problems: list[Problem], params: S
 
 
 def evaluate(engine, task, problems: list[Problem], cfg: EvalConfig, tokenizer, seed: int = 0) -> EvalResult:
-    greedy = SamplingParams(temperature=0.0, max_new_tokens=cfg.max_new_tokens, n=1)
+    stop = list(cfg.stop or [])
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=cfg.max_new_tokens, n=1, stop=stop)
     correct, parsed, texts = _generate_scored(engine, task, tokenizer, problems, greedy, seed, cfg.batch_size)
     metrics = {"eval/accuracy": float(correct.mean()), "eval/format_rate": float(parsed.mean())}
     counts = None
     if cfg.samples > 0:
-        params = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, n=cfg.samples)
+        params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                                max_new_tokens=cfg.max_new_tokens, n=cfg.samples, stop=stop)
         per_call = max(1, cfg.batch_size // cfg.samples)
         s_correct, _, _ = _generate_scored(engine, task, tokenizer, problems, params, seed + 1, per_call)
         counts = s_correct.reshape(len(problems), cfg.samples).sum(axis=1)

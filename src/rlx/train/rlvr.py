@@ -47,7 +47,7 @@ from rlx.train.rlvr_config import Config
 from rlx.train.select import d3s_select
 from rlx.train.update import Prepared, update
 
-__all__ = ["Config", "run"]
+__all__ = ["Config", "run", "eval_settings"]
 
 _RENAME = {"train/mismatch/kl_k3": "rollout/mismatch_kl", "train/mismatch/ratio_max": "rollout/max_importance_ratio"}
 
@@ -129,10 +129,12 @@ def run(cfg: Config, run: RunDir) -> dict:
     pool = task if isinstance(task, DifficultyPool | MixtureTask) else None
     pruner = Pruner(cfg.prune, model.config.hidden_size, cfg.rollout.group_size) if cfg.prune.enabled else None
 
+    eval_cfg = eval_settings(cfg)
+
     def held_out_eval(final: bool = False) -> dict[str, float]:
         model.eval()
         with rollout_precision():
-            result = evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed)
+            result = evaluate(engine, task, heldout, eval_cfg, tokenizer, seed=cfg.seed)
         if final:
             write_passk_counts(result, cfg.eval.samples, run.path / "passk_counts.json")
         return result.metrics
@@ -282,6 +284,14 @@ def run(cfg: Config, run: RunDir) -> dict:
         summary.update({"rollout/mismatch_kl_mean": sum(r["rollout/mismatch_kl"] for r in rows) / len(rows),
                         "rollout/max_importance_ratio": max(r["rollout/max_importance_ratio"] for r in rows)})
     return summary
+
+
+def eval_settings(cfg: Config):
+    """The held-out evaluation's settings: `eval.stop` unset means the rollouts' stop strings, so greedy
+    evaluation ends where training's samples end."""
+    if cfg.eval.stop is not None:
+        return cfg.eval
+    return cfg.eval.model_copy(update={"stop": list(cfg.rollout.stop)})
 
 
 @contextmanager

@@ -1,0 +1,48 @@
+"""evaluate(): which sampling settings reach the engine, and how greedy and sampled verdicts are counted."""
+
+import torch
+
+from rlx.evaluation.config import EvalConfig
+from rlx.evaluation.evaluate import evaluate
+from rlx.tasks import make_task
+from rlx.tasks.config import ArithmeticConfig
+from rlx.train.rlvr import Config, eval_settings
+from rlx.types import Generation
+
+
+class Recording:
+    """An engine that answers every prompt correctly on its first sample only, and records its params."""
+
+    def __init__(self, task, problems):
+        self.calls, self.answers = [], {task.prompt(p): p.answer for p in problems}
+
+    def generate(self, prompts, params, seed):
+        self.calls.append(params)
+        texts = [self.answers[p] if j == 0 else "x" for p in prompts for j in range(params.n)]
+        n = len(texts)
+        z = torch.zeros(n, 1, dtype=torch.long)
+        return Generation(z, z.bool(), z, z.bool(), z.float(), ("stop",) * n, tuple(texts))
+
+
+def test_stop_top_p_top_k_reach_the_engine_and_counts_are_right():
+    task = make_task(ArithmeticConfig())
+    problems = task.heldout(6)
+    engine = Recording(task, problems)
+    cfg = EvalConfig(n=6, samples=4, temperature=0.7, top_p=0.9, top_k=5, stop=["\n\n"], batch_size=8)
+    result = evaluate(engine, task, problems, cfg, tokenizer=None, seed=0)
+    greedy, sampled = engine.calls[0], engine.calls[1]
+    assert greedy.temperature == 0 and greedy.stop == ["\n\n"] and greedy.n == 1
+    assert (sampled.temperature, sampled.top_p, sampled.top_k, sampled.stop, sampled.n) == (0.7, 0.9, 5, ["\n\n"], 4)
+    assert result.metrics["eval/accuracy"] == 1.0
+    assert result.sample_correct.tolist() == [1] * 6  # one correct of 4 each
+    assert result.metrics["eval/pass@1"] == 0.25 and result.metrics["eval/pass@4"] == 1.0
+    evaluate(engine, task, problems, EvalConfig(n=6), tokenizer=None)
+    assert engine.calls[-1].stop == []  # unset outside training: no stop strings
+
+
+def test_rlvr_evaluation_stops_where_the_rollouts_stop_unless_told_otherwise():
+    base = {"kind": "rlvr", "model": {"path": "assets/arith-base"}, "task": {"name": "arithmetic"},
+            "rollout": {"stop": ["</answer>"]}}
+    assert eval_settings(Config.model_validate(base)).stop == ["</answer>"]
+    assert eval_settings(Config.model_validate({**base, "eval": {"stop": []}})).stop == []
+    assert eval_settings(Config.model_validate({**base, "eval": {"stop": ["\n"]}})).stop == ["\n"]
