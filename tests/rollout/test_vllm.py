@@ -73,3 +73,74 @@ def test_vllm_sync_weights(on_gpu):
             p.add_(torch.randn_like(p) * 0.5)
     eng.sync_weights(model)
     assert eng.generate(PROMPTS, params, seed=0).texts == HFEngine(model, tok).generate(PROMPTS, params, seed=0).texts
+
+
+class _FakeVLLM:
+    """Stands in for the `vllm` module on CPU: records what rlx asks of vLLM and answers like vLLM's
+    v1 `LLM.generate` (per request, n completions with token ids, per-position logprob dicts, finish
+    reasons). It checks the mapping layer, not vLLM itself (that is the `gpu` tests' job)."""
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    class LLM:
+        last = None
+
+        def __init__(self, **kw):
+            self.kw, self.requests, self.rpcs, self.resets = kw, None, [], 0
+            type(self).last = self
+
+        def generate(self, prompts, params, use_tqdm=True):
+            from types import SimpleNamespace as NS
+
+            self.requests = list(zip(prompts, params))
+            outs = []
+            for prompt, sp in self.requests:
+                comps = []
+                for j in range(sp.n):
+                    toks = [40 + j, sp.stop_token_ids[0]] if j % 2 == 0 else [41, 42, 43][: sp.max_tokens]
+                    comps.append(NS(token_ids=toks, logprobs=[{t: NS(logprob=-0.5 * (k + 1))} for k, t in enumerate(toks)],
+                                    finish_reason="stop" if j % 2 == 0 else "length", text=f"c{j}"))
+                outs.append(NS(outputs=comps))
+            return outs
+
+        def collective_rpc(self, fn, args=()):
+            self.rpcs.append(args)
+
+        def reset_prefix_cache(self):
+            self.resets += 1
+
+
+def test_vllm_mapping_layer_on_a_fake_vllm(monkeypatch, tmp_path):
+    """Prompts go as token ids (one BOS rule shared with the hf engine), every request carries the EOS ids
+    as stop_token_ids, its own seed, and the sampling settings; outputs are padded into a Generation; a
+    custom eos_token_ids list is accepted (it used to reach vllm.LLM and raise TypeError); sync pushes the
+    state dict and resets the prefix cache."""
+    from rlx.models.tokenizer import encode_prompt
+    from rlx.rollout.vllm import request_seeds
+
+    monkeypatch.setitem(sys.modules, "vllm", _FakeVLLM)
+    model, tok = tiny_model()
+    eng = make_engine("vllm", model, tok, eos_token_ids=[2, 7], workdir=str(tmp_path), max_model_len=64)
+    llm = _FakeVLLM.LLM.last
+    assert llm.kw["max_model_len"] == 64 and llm.kw["logprobs_mode"] == "processed_logprobs"
+    assert "eos_token_ids" not in llm.kw
+    params = SamplingParams(n=2, max_new_tokens=3, temperature=0.8, top_p=0.9, top_k=5, stop=["\n"])
+    gen = eng.generate(PROMPTS[:2], params, seed=11)
+    seeds = request_seeds(11, 2, 2)
+    for (prompt, sp), text, seed in zip(llm.requests, PROMPTS[:2], seeds):
+        assert prompt == {"prompt_token_ids": encode_prompt(tok, text)}
+        assert (sp.n, sp.temperature, sp.top_p, sp.top_k, sp.max_tokens, sp.stop, sp.seed, sp.logprobs) == \
+            (2, 0.8, 0.9, 5, 3, ["\n"], seed, 0)
+        assert sp.stop_token_ids == [2, 7]
+    assert gen.completion_ids.tolist() == [[40, 2, 0], [41, 42, 43]] * 2
+    assert gen.completion_mask.tolist() == [[True, True, False], [True, True, True]] * 2
+    assert gen.logprobs.tolist() == [[-0.5, -1.0, 0.0], [-0.5, -1.0, -1.5]] * 2
+    assert gen.finish_reasons == ("stop", "length") * 2 and gen.texts == ("c0", "c1") * 2
+    assert gen.prompt_ids[0][gen.prompt_mask[0]].tolist() == encode_prompt(tok, PROMPTS[0])
+    eng.sync_weights(model)
+    (weights,), = llm.rpcs
+    assert {n for n, _ in weights} == set(model.state_dict()) and llm.resets == 1
+    top_k_off = eng.generate(PROMPTS[:1], SamplingParams(max_new_tokens=2), seed=0)
+    assert llm.requests[0][1].top_k == -1 and top_k_off.completion_ids.shape[0] == 1

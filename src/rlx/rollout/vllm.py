@@ -32,6 +32,7 @@ import torch
 
 from rlx.config import ConfigError
 from rlx.models.tokenizer import encode_prompt
+from rlx.rollout.hf import _eos_ids
 from rlx.rollout.base import SamplingParams, step_seed
 from rlx.types import Generation
 
@@ -57,11 +58,17 @@ class VLLMEngine:
     """vLLM behind the RolloutEngine protocol. Extra kwargs go to `vllm.LLM` (e.g. max_model_len)."""
 
     def __init__(self, model: torch.nn.Module, tokenizer, gpu_memory_utilization: float = 0.3,
-                 dtype: str = "auto", enforce_eager: bool = False, workdir: str | None = None, **llm_kwargs: Any):
+                 dtype: str = "auto", enforce_eager: bool = False, workdir: str | None = None,
+                 eos_token_ids: list[int] | None = None, **llm_kwargs: Any):
+        """`eos_token_ids`: tokens that end a completion (default, as in the hf engine: the tokenizer's EOS
+        plus the model's generation_config EOS ids); passed to every request as `stop_token_ids`."""
         try:
             import vllm
         except ImportError:
             raise ConfigError(MISSING_VLLM) from None
+        self.eos_token_ids = sorted(set(eos_token_ids if eos_token_ids is not None else _eos_ids(model, tokenizer)))
+        if not self.eos_token_ids:
+            raise ConfigError("config error: eos_token_ids: the tokenizer has no EOS token; pass eos_token_ids")
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from rlx.models import save_model
 
@@ -74,7 +81,7 @@ class VLLMEngine:
             enforce_eager=enforce_eager, logprobs_mode="processed_logprobs", seed=0, **llm_kwargs,
         )
         pad = tokenizer.pad_token_id
-        self.pad_token_id = int(pad if pad is not None else tokenizer.eos_token_id)
+        self.pad_token_id = int(pad if pad is not None else self.eos_token_ids[0])
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         weights = [(name, t.detach()) for name, t in model.state_dict().items()]
@@ -92,7 +99,7 @@ class VLLMEngine:
             self._vllm.SamplingParams(
                 n=params.n, temperature=params.temperature, top_p=params.top_p,
                 top_k=params.top_k if params.top_k > 0 else -1, max_tokens=params.max_new_tokens,
-                stop=list(params.stop) or None, logprobs=0, seed=request_seeds(seed, len(prompts), params.n)[i],
+                stop=list(params.stop) or None, stop_token_ids=list(self.eos_token_ids), logprobs=0, seed=request_seeds(seed, len(prompts), params.n)[i],
                 skip_special_tokens=True, include_stop_str_in_output=False,
             )
             for i in range(len(prompts))
