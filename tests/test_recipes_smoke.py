@@ -78,3 +78,38 @@ def test_group_scales_and_self_consistency_reach_the_metrics(tiny_model_dir, tmp
     assert trained
     assert all(0 < r["train/uncertainty_scale_mean"] <= 1 and 0 <= r["train/dispersion_mean"] <= 1 for r in trained)
     assert all(r["train/perception_kl"] >= 0 and r["train/perception_coef"] == 0.01 for r in trained)
+
+
+def test_the_gpu_recipe_runs_unchanged_on_cpu_with_local_stand_ins(tmp_path):
+    """recipes/gsm8k_qwen_vllm.yaml, with only the parts that need a GPU or the network swapped by overrides:
+    a tiny Qwen2 built from a config (with a Qwen-style chat template) for the hub model, a local
+    GSM8K-format directory (`#### answer`) for openai/gsm8k, the hf engine for vLLM, float32 on CPU.
+    Everything else (boxed answers through the chat template, math-verify scoring, the dapo preset,
+    warmup) runs as a user with a GPU would run it."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from rlx.models import char_tokenizer, save_model
+
+    tok = char_tokenizer()
+    tok.chat_template = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
+                         "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model_dir = save_model(Qwen2ForCausalLM(cfg), tok, tmp_path / "qwen-tiny")
+    data = tmp_path / "gsm8k"
+    data.mkdir()
+    for split, rng in (("train", range(0, 40)), ("test", range(40, 50))):
+        (data / f"{split}.jsonl").write_text("".join(
+            json.dumps({"question": f"Tom has {i} apples and buys 3. How many now?",
+                        "answer": f"{i} + 3 = {i + 3}\n#### {i + 3}"}) + "\n" for i in rng))
+    out = tmp_path / "run"
+    overrides = [f"model.path={model_dir}", "model.device=cpu", "model.dtype=float32", "rollout.engine=hf",
+                 f"task.dataset={data}", "task.dataset_config=null", "rollout.max_new_tokens=8",
+                 "eval.max_new_tokens=8", "eval.every=0", "eval.batch_size=16", *TINY]
+    assert main(["train", str(ROOT / "recipes" / "gsm8k_qwen_vllm.yaml"), *overrides, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["train/steps"] == 2 and {"eval/accuracy", "eval/accuracy_before"} <= summary.keys()
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "time/rollout" in r] == [1, 2]
+    assert (out / "model" / "config.json").is_file() and (out / "checkpoints" / "LATEST").is_file()
