@@ -142,3 +142,19 @@ def test_ace_scales_only_negative():
     # row 0: c = 0.2 + 0.3 = 0.5; softplus(0.5) = log(1 + e^0.5) = 0.9740770; scale 1.9740770
     assert torch.allclose(out[0], torch.tensor([-1.974077, -1.974077]), atol=1e-6)
     assert torch.equal(out[1], adv[1])  # positive advantages untouched (even with large c = 4)
+
+
+@pytest.mark.parametrize("g", [4, 5, 8, 16])
+def test_groups_of_equal_rewards_get_exactly_zero_even_when_the_reward_is_not_a_float32_value(g):
+    """Rewards like 1.2 (correct + a 0.2 format bonus) are not exact in float32. The float32 group mean was
+    one ulp off, and GRPO divided that by a std of the same size, so an all-correct group got A ~ +-0.1
+    of one sign (and NaN with adv_eps = 0)."""
+    from rlx.objectives.advantages import dr_grpo_advantages, grpo_advantages, rloo_advantages
+
+    mask = torch.ones(2 * g, 3, dtype=torch.bool)
+    for v in (0.2, 1.2, 1.3, 10.1, 25.3):
+        r = torch.cat([torch.full((g,), v), torch.tensor([v, 0.0] * (g // 2) + [v] * (g % 2))])
+        for adv in (grpo_advantages(r, mask, g)[0], grpo_advantages(r, mask, g, eps=0.0)[0],
+                    dr_grpo_advantages(r, mask, g)[0], rloo_advantages(r, mask, g)[0]):
+            assert torch.all(adv[:g] == 0), (v, adv[:g, 0])
+            assert torch.isfinite(adv).all() and adv[g:].abs().max() > 0.1  # the mixed group still learns

@@ -66,17 +66,21 @@ def grpo_advantages(
 ) -> tuple[torch.Tensor, Metrics]:
     """GRPO: A_i = (r_i - mean_g(r)) / (std_g(r) + eps), broadcast over tokens.
 
-    std is the unbiased group standard deviation (torch.std, 0 when G = 1); a zero-variance group
-    gets A = 0. `scale_by_std=False` gives Dr.GRPO. Paper: grpo (DeepSeekMath), drgrpo.
+    std is the unbiased group standard deviation (torch.std, 0 when G = 1). A group whose rewards are
+    all equal gets exactly A = 0 (also with eps = 0): the statistics are taken in float64, and such
+    groups are zeroed explicitly. In float32, the mean of eight rewards of 1.2 is off by one ulp, and
+    dividing that by a std of the same size gave the whole group A ~ +-0.1 of one sign.
+    `scale_by_std=False` gives Dr.GRPO. Paper: grpo (DeepSeekMath), drgrpo.
     """
-    r = _groups(rewards, group_size)
-    centred = r - r.mean(dim=1, keepdim=True)
+    r = _groups(rewards, group_size).double()
+    constant = r.amax(dim=1, keepdim=True) == r.amin(dim=1, keepdim=True)  # [B, 1]
+    centred = (r - r.mean(dim=1, keepdim=True)).masked_fill(constant, 0.0)
     metrics: Metrics = {}
     if scale_by_std:
         std = r.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(centred[:, :1])
-        centred = centred / (std + eps)
-        metrics["adv/group_std_mean"] = std.mean()
-    adv = centred.reshape(-1)
+        centred = torch.where(constant, 0.0, centred / (std + eps))
+        metrics["adv/group_std_mean"] = std.mean().float()
+    adv = centred.reshape(-1).to(torch.float32)
     return broadcast(adv, response_mask), {**metrics, **_stats(adv)}
 
 
@@ -89,9 +93,9 @@ def rloo_advantages(rewards: torch.Tensor, response_mask: torch.Tensor, group_si
     """RLOO: A_i = r_i - (1/(G-1)) sum_{j != i} r_j = G/(G-1) (r_i - mean_g r). Needs G >= 2. Paper: rloo."""
     if group_size < 2:
         raise ValueError("rloo_advantages needs group_size >= 2 (leave-one-out baseline)")
-    r = _groups(rewards, group_size)
+    r = _groups(rewards, group_size).double()  # float64: a constant group gets exactly 0
     baseline = (r.sum(dim=1, keepdim=True) - r) / (group_size - 1)
-    adv = (r - baseline).reshape(-1)
+    adv = (r - baseline).reshape(-1).to(torch.float32)
     return broadcast(adv, response_mask), _stats(adv)
 
 
