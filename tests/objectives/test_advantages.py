@@ -157,4 +157,4 @@ def test_groups_of_equal_rewards_get_exactly_zero_even_when_the_reward_is_not_a_
         for adv in (grpo_advantages(r, mask, g)[0], grpo_advantages(r, mask, g, eps=0.0)[0],
                     dr_grpo_advantages(r, mask, g)[0], rloo_advantages(r, mask, g)[0]):
             assert torch.all(adv[:g] == 0), (v, adv[:g, 0])
-            assert torch.isfinite(adv).all() and adv[g:].abs().max() > 0.1  # the mixed group still learns
+            assert torch.isfinite(adv).all() and adv[g:].abs().max() >= 0.09  # the mixed group still learns

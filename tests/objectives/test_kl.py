@@ -62,3 +62,17 @@ def test_mismatch_empty_mask_is_neutral_for_accumulation():
     m = mismatch_metrics(torch.zeros(1, 2), torch.ones(1, 2), torch.zeros(1, 2, dtype=torch.bool))
     assert m["mismatch/kl_k3"].item() == 0.0 and m["mismatch/ratio_max"].item() == 0.0
     assert m["mismatch/ratio_min"].item() == float("inf")
+
+
+def test_k3_stays_finite_far_from_the_reference():
+    """exp(log pi_ref - log pi) overflows past ~88: one such token made the loss and every gradient inf.
+    The log-ratio is clamped to +-20; inside the clamp nothing changes."""
+    logp = torch.tensor([-95.0, -1.0, -0.5], requires_grad=True)
+    ref = torch.tensor([-1.0, -95.0, -0.7])
+    k = kl_k3(logp, ref)
+    assert torch.isfinite(k).all()
+    assert k[0].item() == pytest.approx(math.expm1(20.0) - 20.0, rel=1e-6)
+    assert k[2].item() == pytest.approx(math.expm1(-0.2) + 0.2, rel=1e-5)
+    k.sum().backward()
+    assert torch.isfinite(logp.grad).all() and logp.grad[0] == 0 and logp.grad[1] == 0
+    assert logp.grad[2].item() == pytest.approx(1 - math.exp(-0.2), rel=1e-5)

@@ -94,3 +94,41 @@ def test_w_reinforce_refuses_a_shaped_reward(shaping, field):
     with pytest.raises(ConfigError, match=field):
         build_config(ObjectiveConfig, {"preset": "nsr", **shaping})
     build_config(ObjectiveConfig, {"preset": "nsr", "kl_coef": 0.1})  # KL as a loss term leaves the reward alone
+
+
+def test_k1_in_the_loss_is_refused():
+    """The gradient of log(pi/pi_ref) is zero in expectation under pi: as a loss term it never pulls toward
+    the reference. In the reward (REINFORCE++ / PPO presets) k1 is right."""
+    with pytest.raises(ConfigError, match="kl_estimator = k1 with kl_placement = loss"):
+        build_config(ObjectiveConfig, {"kl_estimator": "k1", "kl_coef": 0.1})
+    build_config(ObjectiveConfig, {"preset": "reinforce_pp", "kl_coef": 0.1})
+    build_config(ObjectiveConfig, {"kl_estimator": "k2", "kl_coef": 0.1})
+
+
+@pytest.mark.parametrize("field", [{"dual_clip": 3.0}, {"clip_eps_high": 0.28}, {"preset": "gspo"}])
+def test_reinforce_refuses_clip_settings_it_would_ignore(field):
+    with pytest.raises(ConfigError, match="policy_loss = reinforce has no ratio to clip"):
+        build_config(ObjectiveConfig, {**field, "policy_loss": "reinforce"})
+    build_config(ObjectiveConfig, {"policy_loss": "reinforce"})
+
+
+@pytest.mark.parametrize("extra, named", [({"train": {"epochs": 2}}, "train.epochs: 2"),
+                                          ({"train": {"minibatches": 2}}, "train.minibatches: 2"),
+                                          ({"rollout": {"staleness": 1}}, "rollout.staleness: 1")])
+def test_reinforce_is_refused_where_samples_come_from_an_older_policy(extra, named):
+    from rlx.train.rlvr_config import Config
+
+    base = {"kind": "rlvr", "model": {"path": "assets/arith-base"}, "task": {"name": "arithmetic"},
+            "objective": {"policy_loss": "reinforce"}}
+    with pytest.raises(ConfigError, match=named):
+        build_config(Config, {**base, **extra})
+    build_config(Config, base)
+    build_config(Config, {**base, **extra, "objective": {"policy_loss": "ppo_clip"}})
+
+
+def test_difficulty_with_a_mixture_fails_at_load_not_after_curation():
+    from rlx.train.rlvr_config import Config
+
+    with pytest.raises(ConfigError, match="difficulty with task.name = 'mixture'"):
+        build_config(Config, {"kind": "rlvr", "model": {"path": "assets/arith-base"}, "difficulty": {"candidates": 8},
+                              "task": {"name": "mixture", "tasks": [{"name": "arithmetic"}, {"name": "arithmetic"}]}})

@@ -155,3 +155,16 @@ def test_value_loss_hand():
 
 def test_entropy_bonus():
     assert torch.allclose(entropy_bonus(torch.tensor([[0.5, 2.0]]), 0.01), torch.tensor([[-0.005, -0.02]]))
+
+
+def test_gspo_logs_token_level_kl_and_the_sequence_ratio_it_clips():
+    """policy/approx_kl is the k3 of the token log-ratios (as for PPO); the sequence ratio GSPO clips is
+    policy/seq_ratio_max. The k3 of a sequence's mean log-ratio (logged before) is no KL estimate."""
+    old = torch.tensor([[-1.0, -2.0, -3.0], [-1.0, -1.0, -1.0]])
+    lr = torch.tensor([[0.3, -0.3, 5.0], [0.1, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.bool)
+    _, m = gspo_loss(old + lr, old, torch.ones(2, 3), mask)
+    k3 = lambda x: math.expm1(x) - x  # noqa: E731
+    assert m["policy/approx_kl"].item() == pytest.approx((k3(0.3) + k3(-0.3) + k3(0.1)) / 3, rel=1e-5)
+    assert m["policy/ratio_max"].item() == pytest.approx(math.exp(0.3), rel=1e-6)
+    assert m["policy/seq_ratio_max"].item() == pytest.approx(math.exp(0.1), rel=1e-6)  # row means 0.0 and 0.1

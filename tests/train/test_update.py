@@ -146,3 +146,26 @@ def test_a_short_batch_still_takes_the_configured_optimizer_steps(tiny_model_dir
     update(model, obj, Prepared(batch, adv.advantages, None, None), opt, sched, epochs=1, minibatches=minibatches,
            micro_batch_size=64, grad_clip=1.0, generator=torch.Generator().manual_seed(0))
     assert sched.last_epoch == steps
+
+
+def test_extrema_are_taken_over_the_whole_step_not_averaged_over_minibatches(tiny_model_dir):
+    """One token with a large rollout/trainer mismatch, four minibatches: the step's max importance ratio
+    is that token's, e^2 (it used to be the mean of four per-minibatch maxima)."""
+    import math
+
+    model, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    batch = _batch()
+    obj = build_objective(ObjectiveConfig(), max_new_tokens=6)
+    adv, _ = obj.advantages(batch.rewards, batch.response_mask, batch.group_size)
+    with torch.no_grad():
+        old = sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.response_mask)[0]
+    roll = old.clone()
+    roll[0, 0] -= 2.0  # row 0's first token is valid (_batch keeps at least one token per row)
+    batch = batch.__class__(**{**batch.__dict__, "rollout_logprobs": roll})
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    um = update(model, obj, Prepared(batch, adv.advantages, old, None), opt, sched, epochs=1, minibatches=4,
+                micro_batch_size=64, grad_clip=0.0, generator=torch.Generator().manual_seed(0))
+    assert um["train/mismatch/ratio_max"] == pytest.approx(math.exp(2.0), rel=1e-5)
+    assert um["train/mismatch/ratio_min"] == pytest.approx(1.0, abs=1e-5)
+    assert um["train/mismatch/kl_k3"] < math.exp(2.0) - 3.0  # means stay means: one token of ~72

@@ -107,6 +107,14 @@ class ObjectiveConfig(Section):
             raise ValueError(f"uncertainty_range = [{lo}, {hi}]: hi must be greater than lo")
         shaped = [f for f, on in (("overlong_buffer_frac", self.overlong_buffer_frac is not None),
                                   ("kl_placement: reward", self.kl_placement == "reward" and self.kl_coef > 0)) if on]
+        if self.kl_estimator == "k1" and self.kl_placement == "loss" and self.kl_coef > 0:
+            raise ValueError("kl_estimator = k1 with kl_placement = loss: the k1 term log(pi/pi_ref) has zero gradient "
+                             "in expectation, so it adds noise and never pulls toward the reference; use k2 (its "
+                             "gradient is KL's) or k3 in the loss, or kl_placement: reward for k1")
+        ignored = sorted({"dual_clip", "clip_eps_low", "clip_eps_high"} & self.model_fields_set)
+        if self.policy_loss == "reinforce" and ignored:
+            raise ValueError(f"policy_loss = reinforce has no ratio to clip, so {', '.join(ignored)} would be ignored: "
+                             f"remove them or use policy_loss: ppo_clip")
         if self.advantage == "w_reinforce" and shaped:
             raise ValueError(f"advantage = w_reinforce decides correct vs incorrect by reward > correct_threshold; "
                              f"{' and '.join(shaped)} shape the reward first, so a correct answer can fall below "

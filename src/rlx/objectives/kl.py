@@ -31,12 +31,17 @@ def kl_k2(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
     return 0.5 * (logprobs - ref_logprobs) ** 2
 
 
+K3_LOG_RATIO_CLAMP = 20.0
+
+
 def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
     """k3 = exp(l) - 1 - l with l = log pi_ref - log pi, per token [N, T]; always >= 0.
 
-    Computed as expm1(l) - l for accuracy when l is small.
+    Computed as expm1(l) - l for accuracy when l is small. l is clamped to +-20 (exp(20) ~ 4.9e8): past
+    l ~ 88 exp overflows and one token made the loss and every gradient inf. A clamped token contributes no
+    gradient (verl clamps the same way).
     """
-    log_ratio = ref_logprobs - logprobs
+    log_ratio = (ref_logprobs - logprobs).clamp(-K3_LOG_RATIO_CLAMP, K3_LOG_RATIO_CLAMP)
     return torch.expm1(log_ratio) - log_ratio
 
 

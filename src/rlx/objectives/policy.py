@@ -108,7 +108,11 @@ def gspo_loss(
     seq_log_ratio = ((logprobs - old_logprobs) * m).sum(dim=1) / lengths  # [N]
     token_log_ratio = seq_log_ratio.detach()[:, None] + logprobs - logprobs.detach()
     loss, metrics = _clipped_surrogate(torch.exp(token_log_ratio), advantages, response_mask, eps_low, eps_high, dual_clip)
-    return loss, {**metrics, **_ratio_metrics(token_log_ratio, response_mask)}
+    # policy/approx_kl and ratio_* from the token log-ratios (as for PPO): the k3 of a sequence's mean log-ratio
+    # is no KL estimate and was ~30x smaller; policy/seq_ratio_max is the ratio GSPO clips
+    seq = {"policy/seq_ratio_max": torch.exp(seq_log_ratio.detach()).max() if seq_log_ratio.numel() else
+           seq_log_ratio.new_zeros(())}
+    return loss, {**metrics, **_ratio_metrics((logprobs - old_logprobs).detach(), response_mask), **seq}
 
 
 def reinforce_loss(

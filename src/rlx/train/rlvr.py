@@ -123,8 +123,6 @@ def run(cfg: Config, run: RunDir) -> dict:
     if cfg.difficulty.enabled:  # papers simplerl/drive: before any checkpoint is restored, so a resume rebuilds it
         with rollout_precision():  # pass rates under the same precision as training rollouts
             task = curate(task, engine, tokenizer, cfg.difficulty, sampling_params(cfg.rollout), seed=cfg.seed)
-    if cfg.difficulty.enabled and cfg.task.name == "mixture":
-        raise ConfigError("config error: difficulty with task.name = 'mixture': curate the pool of one task, or mix tasks")
     # a task that observes each step's outcomes: the curated pool (papers simplerl, drive) or a mixture (paper recap)
     pool = task if isinstance(task, DifficultyPool | MixtureTask) else None
     pruner = Pruner(cfg.prune, model.config.hidden_size, cfg.rollout.group_size) if cfg.prune.enabled else None

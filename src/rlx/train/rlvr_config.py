@@ -89,6 +89,15 @@ class Config(Section):
         if self.prune.enabled and self.prune.at_tokens >= self.rollout.max_new_tokens:
             raise ValueError(f"prune.at_tokens ({self.prune.at_tokens}) must be below rollout.max_new_tokens "
                              f"({self.rollout.max_new_tokens})")
+        off_policy = [name for name, on in ((f"train.epochs: {self.train.epochs}", self.train.epochs > 1),
+                                            (f"train.minibatches: {self.train.minibatches}", self.train.minibatches > 1),
+                                            ("rollout.staleness: 1", self.rollout.staleness > 0)) if on]
+        if self.objective.policy_loss == "reinforce" and off_policy:
+            raise ValueError(f"objective.policy_loss = reinforce is on-policy only; with {', '.join(off_policy)} some "
+                             f"updates use samples of an older policy and nothing corrects for it: use "
+                             f"policy_loss: ppo_clip (its ratio does)")
+        if self.difficulty.enabled and self.task.name == "mixture":
+            raise ValueError("difficulty with task.name = 'mixture': curate the pool of one task, or mix tasks")
         if self.rollout.staleness:
             why = [name for name, on in (("rollout.engine: vllm", self.rollout.engine != "hf"),
                                           ("prune.enabled", self.prune.enabled),

@@ -10,6 +10,7 @@ runs each group's shared prompt once (`sequence_logprobs(..., group_size=G)`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -87,7 +88,20 @@ def update(model, objective: Objective, p: Prepared, optimizer, scheduler, *, ep
             optimizer.step()
             scheduler.step()
             acc["train/grad_norm"] = gnorm.detach()
-            for k, v in acc.items():
-                totals[k] = totals.get(k, 0.0) + float(v)
+            for k, v in acc.items():  # extrema over the whole step, everything else averaged over minibatches
+                v = float(v)
+                if k not in totals:
+                    totals[k] = v
+                elif k.endswith("_max"):
+                    totals[k] = max(totals[k], v)
+                elif k.endswith("_min"):
+                    totals[k] = min(totals[k], v)
+                else:
+                    totals[k] += v
             count += 1
-    return {(k if "/" in k and k.startswith("train/") else f"train/{k}"): v / count for k, v in totals.items()}
+    out = {}
+    for k, v in totals.items():
+        extreme = k.endswith(("_max", "_min"))
+        v = v if extreme else v / count
+        out[k if "/" in k and k.startswith("train/") else f"train/{k}"] = v if math.isfinite(v) else float("nan")
+    return out
