@@ -113,3 +113,32 @@ def test_the_gpu_recipe_runs_unchanged_on_cpu_with_local_stand_ins(tmp_path):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "time/rollout" in r] == [1, 2]
     assert (out / "model" / "config.json").is_file() and (out / "checkpoints" / "LATEST").is_file()
+
+
+def test_skipped_steps_still_advance_the_lr_schedule(tiny_model_dir, tmp_path):
+    """Dynamic sampling on a model that solves nothing keeps no group, so every step is skipped; the LR
+    schedule counts RL steps all the same, so the LR at step s does not depend on how many were skipped."""
+    import torch
+
+    out = tmp_path / "run"
+    assert main(["train", str(ROOT / "recipes" / "arith_grpo.yaml"), f"model.path={tiny_model_dir}", *TINY,
+                 "train.steps=3", "objective.dynamic_sampling=true", "objective.dynamic_sampling_max_rounds=0",
+                 "train.optim.warmup_steps=10", "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r.get("train/skipped_step") for r in rows if "time/rollout" in r] == [1.0, 1.0, 1.0]
+    state = torch.load(out / "checkpoints" / "step_00000003" / "trainer_state.pt", weights_only=False)
+    assert state["scheduler"]["last_epoch"] == 3
+
+
+def test_no_scoring_pass_when_the_update_is_on_policy_and_kl_is_off(tiny_model_dir, tmp_path, monkeypatch):
+    """reinforce_pp puts KL in the reward, but with kl_coef 0 there is nothing to score: no extra forward."""
+    from rlx.train import rlvr
+
+    calls = []
+    real = rlvr.score_batch
+    monkeypatch.setattr(rlvr, "score_batch", lambda *a, **k: calls.append(1) or real(*a, **k))
+    args = ["train", str(ROOT / "recipes" / "arith_reinforce_pp.yaml"), f"model.path={tiny_model_dir}", *TINY]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert calls == []
+    assert main([*args, "objective.kl_coef=0.05", "--out", str(tmp_path / "b")]) == 0
+    assert len(calls) == 2 * 2  # old and reference log-probs, each step

@@ -50,3 +50,17 @@ def test_a_reward_function_calling_sys_exit_scores_zero():
 
     score, err = safe_score(lambda c, p: sys.exit(3), "x", None)
     assert score.reward == 0.0 and "SystemExit" in err
+
+
+def test_failure_kinds_survive_a_checkpoint():
+    """A resumed run logs a failure kind it already logged? No: the kinds seen are part of the state."""
+    errors = RewardErrors()
+    _, err = safe_score(lambda c, p: 1 / 0, "x", None)
+    assert errors.record(err)
+    restored = RewardErrors()
+    restored.load_state_dict(errors.state_dict())
+    assert not restored.record(err)  # the same kind: not logged again
+    assert restored.metrics() == {"rollout/reward_errors": 2.0, "rollout/reward_error_kinds": 1.0}
+    old = RewardErrors()
+    old.load_state_dict(5)  # a checkpoint written before the kinds were saved
+    assert old.count == 5 and old.seen == {}

@@ -158,3 +158,38 @@ def test_state_from_another_pool_is_refused():
     other, _ = _pool(n=5, retire_above=0.5)
     with pytest.raises(ConfigError, match="differs from the checkpoint"):
         other.load_state_dict(pool.state_dict())
+
+
+def test_curation_scores_through_safe_score_like_training(caplog):
+    """A verifier that raises (or calls sys.exit) on some samples: curation goes on, those samples count as
+    wrong, the failures are counted in the run's RewardErrors and each kind's traceback is logged once."""
+    import logging
+    import sys
+
+    from rlx.rewards.safe import RewardErrors
+
+    task = make_task(ArithmeticConfig())
+    candidates = task.train_problems(20, seed=-1)
+    engine = ScriptedEngine(task, candidates, 4)
+    real = task.score
+
+    def flaky(text, problem):
+        if text == "-99999":
+            raise ValueError("verifier bug")
+        if int(problem.answer) % 7 == 0:
+            sys.exit(3)
+        return real(text, problem)
+
+    task.score = flaky
+    errors = RewardErrors()
+    with caplog.at_level(logging.WARNING):
+        pool = curate(task, engine, None, DifficultyConfig(candidates=20, samples=4, min_pass=0.0, max_pass=1.0,
+                                                           batch_size=20), SamplingParams(), seed=0, errors=errors)
+    wrong = sum(4 - engine.k(p.answer) for p in candidates)  # every "-99999" raises first
+    exits = sum(engine.k(p.answer) for p in candidates if int(p.answer) % 7 == 0)
+    assert exits > 0 and errors.count == wrong + exits and len(errors.seen) == 2
+    assert sum("verifier bug" in r.getMessage() for r in caplog.records) == 1
+    rates = {id(p): r for p, r in zip(pool.pool, pool.pass_rates.tolist())}
+    for p in pool.pool:
+        want = 0.0 if int(p.answer) % 7 == 0 else engine.k(p.answer) / 4
+        assert rates[id(p)] == want

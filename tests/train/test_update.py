@@ -169,3 +169,28 @@ def test_extrema_are_taken_over_the_whole_step_not_averaged_over_minibatches(tin
     assert um["train/mismatch/ratio_max"] == pytest.approx(math.exp(2.0), rel=1e-5)
     assert um["train/mismatch/ratio_min"] == pytest.approx(1.0, abs=1e-5)
     assert um["train/mismatch/kl_k3"] < math.exp(2.0) - 3.0  # means stay means: one token of ~72
+
+
+def test_chunked_scoring_equals_one_pass(tiny_model_dir):
+    from rlx.train.logprobs import score_batch
+
+    model, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    batch = _batch()
+    whole = score_batch(model, batch, 0.7, with_entropy=True)
+    for rows in (1, 5, 12):
+        part = score_batch(model, batch, 0.7, with_entropy=True, rows=rows)
+        assert torch.allclose(part[0], whole[0], atol=1e-6) and torch.allclose(part[1], whole[1], atol=1e-5)
+        assert part[2] is None and part[0].shape == batch.completion_ids.shape
+
+
+def test_logged_lr_is_the_rate_the_step_used(tiny_model_dir):
+    model, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    batch = _batch()
+    obj = build_objective(ObjectiveConfig(), max_new_tokens=6)
+    adv, _ = obj.advantages(batch.rewards, batch.response_mask, batch.group_size)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / 4)  # warmup: 0.25, 0.5, 0.75, ...
+    kw = dict(epochs=1, micro_batch_size=64, grad_clip=1.0, generator=torch.Generator().manual_seed(0))
+    assert update(model, obj, Prepared(batch, adv.advantages, None, None), opt, sched, minibatches=1, **kw)["train/lr"] == 0.25
+    assert update(model, obj, Prepared(batch, adv.advantages, None, None), opt, sched, minibatches=2, **kw)["train/lr"] == \
+        pytest.approx((0.5 + 0.75) / 2)

@@ -97,7 +97,9 @@ class ObjectiveConfig(Section):
         description="DAPO soft overlong buffer as a fraction of max new tokens; None = off")
     overlong_penalty: float = Field(1.0, ge=0, description="DAPO overlong: penalty at the maximum length")
     dynamic_sampling: bool = Field(False, description="drop zero-reward-variance groups and refill from new prompts")
-    dynamic_sampling_max_rounds: int = Field(3, ge=0, description="extra generation rounds allowed per step to refill")
+    dynamic_sampling_max_rounds: int = Field(3, ge=0, le=100,
+                                             description="extra generation rounds allowed per step to refill (at most "
+                                             "100: each step's rounds draw from seeds of their own)")
     zero_var_tol: float = Field(1e-6, ge=0, description="a group whose reward range is <= this has zero variance")
 
     @model_validator(mode="after")

@@ -71,5 +71,15 @@ class RewardErrors:
         self.seen[key] = self.seen.get(key, 0) + 1
         return first
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "seen": dict(self.seen)}
+
+    def load_state_dict(self, state: dict[str, Any] | int) -> None:
+        """Restore from `state_dict()` (an int: a checkpoint that kept only the count)."""
+        if isinstance(state, int):
+            self.count, self.seen = state, {}
+        else:
+            self.count, self.seen = int(state["count"]), dict(state["seen"])
+
     def metrics(self) -> dict[str, float]:
         return {"rollout/reward_errors": float(self.count), "rollout/reward_error_kinds": float(len(self.seen))}

@@ -37,6 +37,7 @@ import torch
 from pydantic import Field, model_validator
 
 from rlx.config import ConfigError, Section
+from rlx.rewards.safe import RewardErrors, safe_score
 from rlx.rollout.base import SamplingParams
 from rlx.types import Problem
 
@@ -166,8 +167,12 @@ class DifficultyPool:
 
 
 @torch.no_grad()
-def curate(task, engine, tokenizer, cfg: DifficultyConfig, params: SamplingParams, seed: int) -> DifficultyPool:
-    """Score `cfg.candidates` training problems `cfg.samples` times each; keep the pass-rate band."""
+def curate(task, engine, tokenizer, cfg: DifficultyConfig, params: SamplingParams, seed: int,
+           errors: RewardErrors | None = None) -> DifficultyPool:
+    """Score `cfg.candidates` training problems `cfg.samples` times each; keep the pass-rate band.
+    The verifier runs through `safe_score`, as in training: a failing sample counts as wrong, is counted in
+    `errors` and its traceback is logged once per kind."""
+    errors = errors if errors is not None else RewardErrors()
     candidates = task.train_problems(cfg.candidates, seed=-(seed + 1))  # a draw the training steps never use
     params = params.model_copy(update={"n": cfg.samples})
     per_call = max(1, cfg.batch_size // cfg.samples)
@@ -176,10 +181,11 @@ def curate(task, engine, tokenizer, cfg: DifficultyConfig, params: SamplingParam
         chunk = candidates[start:start + per_call]
         gen = engine.generate([task.prompt(p, tokenizer) for p in chunk], params, seed=seed * 7919 + start)
         for i, text in enumerate(gen.texts):
-            try:
-                correct.append(bool(task.score(text, chunk[i // cfg.samples]).correct))
-            except Exception:  # a failing verifier counts the sample as wrong, as in training
-                correct.append(False)
+            score, err = safe_score(task.score, text, chunk[i // cfg.samples])
+            if err is not None and errors.record(err):
+                log.warning("reward function failed while curating; the sample counts as wrong (logged once per "
+                            "kind):\n%s", err)
+            correct.append(bool(score.correct))
     rates = pass_rates(torch.tensor(correct), cfg.samples)
     keep = select_band(rates, cfg.min_pass, cfg.max_pass)
     if cfg.top_variance is not None:  # paper oneshot

@@ -17,7 +17,7 @@ import torch
 
 from rlx.train.fast_logits import is_prefix_mask, packed_completion_logits, train_path_blocker
 
-__all__ = ["sequence_logprobs", "groups_share_prompts"]
+__all__ = ["sequence_logprobs", "groups_share_prompts", "score_batch"]
 
 
 def groups_share_prompts(prompt_ids: torch.Tensor, group_size: int) -> bool:
@@ -137,3 +137,19 @@ def sequence_logprobs(
         values = value_head(hidden.to(next(value_head.parameters()).dtype)).squeeze(-1).float()
         values = torch.where(completion_mask, values, torch.zeros_like(values))
     return logprobs, entropies, values
+
+
+@torch.no_grad()
+def score_batch(model, batch, temperature: float = 1.0, value_head: torch.nn.Module | None = None,
+                with_entropy: bool = False, rows: int | None = None):
+    """No-grad `sequence_logprobs` of a `RolloutBatch` (its attention mask) in chunks of `rows` sequences,
+    so that a scoring pass (old, reference, D3S entropies) never holds more logits than an update
+    micro-batch does. Returns (logprobs [N, T], entropies [N, T] | None, values [N, T] | None)."""
+    n = batch.prompt_ids.shape[0]
+    rows = rows or n
+    parts = [sequence_logprobs(model, batch.prompt_ids[i:i + rows], batch.prompt_mask[i:i + rows],
+                               batch.completion_ids[i:i + rows], batch.attention_mask[i:i + rows],
+                               with_entropy=with_entropy, value_head=value_head, group_size=batch.group_size,
+                               temperature=temperature)
+             for i in range(0, n, rows)]
+    return tuple(None if parts[0][k] is None else torch.cat([p[k] for p in parts]) for k in range(3))

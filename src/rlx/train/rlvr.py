@@ -40,7 +40,7 @@ from rlx.tasks.mixture import MixtureTask
 from rlx.train.ahead import RolloutAhead, engine_logprobs_exact
 from rlx.train.checkpoint import read_training_state, write_training_state
 from rlx.train.collect import collect, sampling_params
-from rlx.train.logprobs import sequence_logprobs
+from rlx.train.logprobs import score_batch
 from rlx.train.optim import make_optimizer
 from rlx.train.progress import fmt_metrics, progress_bar
 from rlx.train.rlvr_config import Config
@@ -69,12 +69,6 @@ def _wrap_lora(model, cfg):
     lc = cfg.model.lora
     return get_peft_model(model, PeftLora(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
                                           target_modules=list(lc.target_modules), task_type="CAUSAL_LM"))
-
-
-@torch.no_grad()
-def _score(model, batch, temperature: float, value_head=None):
-    return sequence_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.attention_mask,
-                             value_head=value_head, group_size=batch.group_size, temperature=temperature)
 
 
 def run(cfg: Config, run: RunDir) -> dict:
@@ -122,7 +116,8 @@ def run(cfg: Config, run: RunDir) -> dict:
         rollout_precision, train_precision = flow.rollout, flow.train
     if cfg.difficulty.enabled:  # papers simplerl/drive: before any checkpoint is restored, so a resume rebuilds it
         with rollout_precision():  # pass rates under the same precision as training rollouts
-            task = curate(task, engine, tokenizer, cfg.difficulty, sampling_params(cfg.rollout), seed=cfg.seed)
+            task = curate(task, engine, tokenizer, cfg.difficulty, sampling_params(cfg.rollout), seed=cfg.seed,
+                          errors=errors)
     # a task that observes each step's outcomes: the curated pool (papers simplerl, drive) or a mixture (paper recap)
     pool = task if isinstance(task, DifficultyPool | MixtureTask) else None
     pruner = Pruner(cfg.prune, model.config.hidden_size, cfg.rollout.group_size) if cfg.prune.enabled else None
@@ -143,7 +138,8 @@ def run(cfg: Config, run: RunDir) -> dict:
     ckpt = run.latest_checkpoint() if run.resume else None
     if ckpt is not None:
         start, extra = read_training_state(ckpt, model, opt, sched)
-        summary, errors.count = extra["summary"], extra["reward_errors"]
+        summary = extra["summary"]
+        errors.load_state_dict(extra["reward_errors"])
         gen.set_state(extra["generator"])
         if ref_model is not None and extra.get("ref_model") is not None:  # paper prorl: the last reset's policy
             ref_model.load_state_dict(extra["ref_model"])
@@ -167,7 +163,7 @@ def run(cfg: Config, run: RunDir) -> dict:
         run.log(0, before)
 
     def save(step: int) -> None:
-        extra = {"summary": summary, "reward_errors": errors.count, "generator": gen.get_state(),
+        extra = {"summary": summary, "reward_errors": errors.state_dict(), "generator": gen.get_state(),
                  "value_head": value_head.state_dict() if value_head is not None else None,
                  "difficulty": pool.state_dict() if pool is not None else None,
                  "prune": pruner.state_dict() if pruner is not None else None,
@@ -203,17 +199,18 @@ def run(cfg: Config, run: RunDir) -> dict:
                 with timer("logprobs"), train_precision():
                     old = ref = old_values = None
                     behaviour = collected.behaviour_logprobs  # set when sampled one update ago (staleness 1)
-                    if not on_policy or objective.cfg.kl_placement == "reward" or objective.cfg.ace_alpha > 0:
+                    kl_in_reward = objective.cfg.kl_placement == "reward" and objective.cfg.kl_coef > 0
+                    if not on_policy or kl_in_reward or objective.cfg.ace_alpha > 0:
                         if behaviour is None or value_head is not None:
-                            old, _, old_values = _score(model, batch, tau, value_head)
+                            old, _, old_values = score_batch(model, batch, tau, value_head, rows=t.micro_batch_size)
                     if behaviour is not None:  # π_old in the ratio is the policy that sampled the batch
                         old = behaviour.to(device)
                     if objective.needs_ref:
                         if ref_model is not None:
-                            ref = _score(ref_model, batch, tau)[0]
+                            ref = score_batch(ref_model, batch, tau, rows=t.micro_batch_size)[0]
                         else:
                             with model.disable_adapter():
-                                ref = _score(model, batch, tau)[0]
+                                ref = score_batch(model, batch, tau, rows=t.micro_batch_size)[0]
                 with timer("advantages"):
                     rewards, m = objective.shape_rewards(batch.rewards.to(device), batch.response_mask)
                     adv, am = objective.advantages(rewards, batch.response_mask, batch.group_size,
@@ -232,11 +229,11 @@ def run(cfg: Config, run: RunDir) -> dict:
                         degraded = None
                         if coef > 0:  # annealed to 0: no extra forward pass
                             masked = replace(batch, prompt_ids=degrade_ids(batch.prompt_ids, batch.prompt_mask, mask_table))
-                            degraded = _score(model, masked, tau)[0]
+                            degraded = score_batch(model, masked, tau, rows=t.micro_batch_size)[0]
                         prepared = replace(prepared, degraded_logprobs=degraded, perception_coef=coef)
                         metrics["train/perception_coef"] = coef
                     if cfg.d3s.sample_keep_start is not None or cfg.d3s.token_keep_start is not None:
-                        prepared, dm = d3s_select(prepared, cfg.d3s, step, model, tau)
+                        prepared, dm = d3s_select(prepared, cfg.d3s, step, model, tau, chunk=t.micro_batch_size)
                         metrics.update(dm)
                     um = update(model, objective, prepared, opt, sched, epochs=t.epochs, minibatches=t.minibatches,
                                 micro_batch_size=t.micro_batch_size, grad_clip=t.optim.grad_clip, generator=gen,
@@ -244,9 +241,10 @@ def run(cfg: Config, run: RunDir) -> dict:
                     if behaviour is not None and not ahead.forward:  # π_old is the engine's own: nothing measured
                         um = {k: v for k, v in um.items() if not k.startswith("train/mismatch/")}
                     metrics.update({_RENAME.get(k, k): v for k, v in um.items()})
-                    metrics["train/lr"] = sched.get_last_lr()[0]
             else:
                 metrics["train/skipped_step"] = 1.0
+                for _ in range(t.epochs * t.minibatches):  # the schedule counts RL steps, skipped ones too
+                    sched.step()
             if ahead is not None and step < t.steps:
                 with timer("rollout"):  # the part of the next step's sampling the update did not hide
                     pending = ahead.result()

@@ -14,7 +14,7 @@ import torch
 
 from rlx.sampling.batch import take_rows
 from rlx.sampling.downsample import D3SConfig, d3s_keep_fraction, d3s_sample_select, d3s_token_select
-from rlx.train.logprobs import sequence_logprobs
+from rlx.train.logprobs import score_batch
 from rlx.train.update import Prepared
 
 __all__ = ["d3s_select"]
@@ -24,9 +24,10 @@ def _rows(x: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor | None:
     return None if x is None else x[rows]
 
 
-def d3s_select(p: Prepared, cfg: D3SConfig, step: int, model,
-               temperature: float = 1.0) -> tuple[Prepared, dict[str, float]]:
-    """Down-sample the prepared batch; a level whose start fraction is None is skipped."""
+def d3s_select(p: Prepared, cfg: D3SConfig, step: int, model, temperature: float = 1.0,
+               chunk: int | None = None) -> tuple[Prepared, dict[str, float]]:
+    """Down-sample the prepared batch; a level whose start fraction is None is skipped. The entropy pass
+    scores `chunk` sequences at a time (the update's micro-batch size)."""
     metrics: dict[str, float] = {}
     if cfg.sample_keep_start is not None:
         frac = d3s_keep_fraction(step, cfg.sample_keep_start, cfg.sample_keep_end, cfg.ramp_steps)
@@ -39,10 +40,7 @@ def d3s_select(p: Prepared, cfg: D3SConfig, step: int, model,
     if cfg.token_keep_start is not None:
         frac = d3s_keep_fraction(step, cfg.token_keep_start, cfg.token_keep_end, cfg.ramp_steps)
         b = p.batch
-        with torch.no_grad():
-            _, entropies, _ = sequence_logprobs(model, b.prompt_ids, b.prompt_mask, b.completion_ids,
-                                                b.attention_mask, with_entropy=True, group_size=b.group_size,
-                                                temperature=temperature)
+        _, entropies, _ = score_batch(model, b, temperature, with_entropy=True, rows=chunk)
         mask, m = d3s_token_select(p.advantages, entropies, b.response_mask, frac)
         p = replace(p, batch=replace(b, response_mask=mask, completion_mask=b.attention_mask))
         metrics.update({f"rollout/{k}": float(v) for k, v in m.items()})

@@ -195,10 +195,11 @@ def run(cfg: Config, run: RunDir) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.optim.grad_clip or float("inf"))
+            lr = opt.param_groups[0]["lr"]  # the rate this step uses (get_last_lr after sched.step is the next one)
             opt.step()
             sched.step()
             metrics = {"train/loss": loss.item(), "train/grad_norm": gnorm.item(),
-                       "train/lr": sched.get_last_lr()[0], "time/step": time.perf_counter() - t0, **extra}
+                       "train/lr": lr, "time/step": time.perf_counter() - t0, **extra}
             if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.train.steps:
                 model.eval()
                 metrics.update(evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics)

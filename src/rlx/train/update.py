@@ -60,7 +60,8 @@ def _micro_loss(model, objective: Objective, p: Prepared, idx: torch.Tensor, nor
 def update(model, objective: Objective, p: Prepared, optimizer, scheduler, *, epochs: int, minibatches: int,
            micro_batch_size: int, grad_clip: float, generator: torch.Generator, value_head=None,
            temperature: float = 1.0) -> dict[str, float]:
-    """Run the optimizer steps of one RL step; returns metrics averaged over minibatches.
+    """Run the optimizer steps of one RL step; returns metrics averaged over minibatches (`train/lr`: the mean
+    learning rate the steps used; `*_max` / `*_min`: extrema over the whole step).
     `temperature`: the rollouts' sampling temperature; the loss differentiates softmax(logits / temperature)."""
     n = p.batch.num_sequences
     device = p.batch.completion_ids.device
@@ -85,6 +86,7 @@ def update(model, objective: Objective, p: Prepared, optimizer, scheduler, *, ep
                 loss.backward()
                 acc = accumulate_metrics(acc, metrics)
             gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
+            acc["train/lr"] = torch.tensor(optimizer.param_groups[0]["lr"])  # the rate this step uses
             optimizer.step()
             scheduler.step()
             acc["train/grad_norm"] = gnorm.detach()
