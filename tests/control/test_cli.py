@@ -103,3 +103,19 @@ def test_killed_mid_run_resumes_exactly(trainer, tmp_path, kill_on_call):
     sa, sb = ({k: v for k, v in json.loads((tmp_path / d / "summary.json").read_text()).items()
                if not k.startswith("time/")} for d in "ab")
     assert sa == sb
+
+
+def test_resuming_a_finished_run_keeps_its_clock_and_adds_no_evaluation(tmp_path):
+    """The evaluation clock is in the checkpoint: a resume from the final checkpoint does not evaluate the
+    last step again (a duplicate eval row), and the training seconds continue instead of restarting at 0."""
+    out = tmp_path / "run"
+    args = ["train", str(RECIPES / "pqn_cartpole.yaml"), "num_steps=8", "total_steps=2048", "eval.every_steps=1024",
+            "eval.episodes=2", "eval.backend=torch", "--out", str(out)]
+    assert main(args) == 0
+    first = json.loads((out / "summary.json").read_text())
+    evals = [r for r in _rows_without_clock(out / "metrics.jsonl") if "eval/return_mean" in r]
+    assert main([*args, "--resume"]) == 0
+    again = json.loads((out / "summary.json").read_text())
+    assert [r for r in _rows_without_clock(out / "metrics.jsonl") if "eval/return_mean" in r] == evals
+    assert again["time/train_seconds"] >= first["time/train_seconds"] > 0
+    assert again["eval/return_mean"] == first["eval/return_mean"]

@@ -92,3 +92,43 @@ def test_bad_kind_is_a_config_error(tmp_path, capsys):
 def test_missing_dataset_file():
     with pytest.raises(FileNotFoundError, match="make-dataset"):
         load_dataset("/nonexistent/data.npz")
+
+
+def test_offline_training_on_an_env_without_reference_scores(tmp_path):
+    """Any gymnasium env's D4RL-keyed dataset can be trained on: the normalised score is null (there is no
+    random/expert reference), the raw return is logged. It used to raise KeyError at the first evaluation,
+    after all the training."""
+    import gymnasium as gym
+    import numpy as np
+
+    from rlx.control import iql
+    from rlx.control.datasets import save_dataset
+
+    env = gym.make("Acrobot-v1")
+    o, _ = env.reset(seed=0)
+    cols = {k: [] for k in ["observations", "actions", "rewards", "next_observations", "terminals", "timeouts"]}
+    for _ in range(200):
+        a = env.action_space.sample()
+        o2, r, te, tr, _ = env.step(a)
+        for k, v in zip(cols, [o, a, r, o2, te, tr]):
+            cols[k].append(v)
+        o = o2 if not (te or tr) else env.reset()[0]
+    save_dataset({k: np.array(v) for k, v in cols.items()}, tmp_path / "acro.npz")
+    out = iql.run(iql.Config(dataset=dict(env="Acrobot-v1", path=str(tmp_path / "acro.npz")),
+                             train=dict(steps=4, eval_every=4, eval_episodes=1, hidden=[8])), None)
+    assert -500 <= out["eval/return_mean"] <= 0 and np.isnan(out["eval/normalized_score"])
+
+
+def test_grrl_reads_float64_datasets(tmp_path):
+    """D4RL exports often store float64 observations; every array is cast to float32 on load."""
+    import numpy as np
+
+    from rlx.control import grrl
+    from rlx.control.datasets import build_dataset, save_dataset
+
+    d = build_dataset("Pendulum-v1", "medium-expert", 400, 0)
+    d = {k: (v.astype(np.float64) if k in ("observations", "next_observations") else v) for k, v in d.items()}
+    save_dataset(d, tmp_path / "pend64.npz")
+    out = grrl.run(grrl.Config(dataset=dict(env="Pendulum-v1", path=str(tmp_path / "pend64.npz")), critic_steps=2,
+                               train=dict(steps=2, eval_every=2, eval_episodes=1, hidden=[8])), None)
+    assert np.isfinite(out["eval/normalized_score"]) and out["train/steps"] == 2

@@ -93,3 +93,14 @@ def test_killed_and_resumed_es_matches_the_uninterrupted_run(tmp_path, kill_on_c
         return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
 
     assert rows(tmp_path / "a") == rows(tmp_path / "b")
+
+
+def test_final_evaluation_seeds_must_be_fresh():
+    """With seed 0 and 101 generations, ES trains victims on seeds 0..100; the default eval seeds 100..104
+    would then include one of them. That is a config error naming the seeds."""
+    with pytest.raises(ConfigError, match=r"act.eval_seeds \[100\] are victim seeds ES trained on"):
+        build_config(act.Config, {"act": {"generations": 101}})
+    with pytest.raises(ConfigError, match=r"\[1000005\]"):
+        build_config(act.Config, {"seed": 1, "act": {"generations": 3, "eval_seeds": [7, 1_000_005]}})
+    build_config(act.Config, {"act": {"generations": 100}})
+    assert act.es_victim_seed(1, 2) == 1_000_005

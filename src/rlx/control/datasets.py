@@ -178,6 +178,10 @@ def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def normalized_score(env_id: str, ret: float | np.ndarray) -> float | np.ndarray:
+    """D4RL's 100 (ret - random) / (expert - random). NaN for an env without reference scores (a dataset of
+    any gymnasium env can be trained on; it is logged as null, the raw return is still there)."""
+    if env_id not in REF_SCORES:
+        return np.full_like(np.asarray(ret, dtype=float), np.nan) if np.ndim(ret) else float("nan")
     ref = REF_SCORES[env_id]
     return 100.0 * (ret - ref["random"]) / (ref["expert"] - ref["random"])
 

@@ -92,7 +92,8 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         opt.load_state_dict(state["opt"])
         buf.load_state_dict(state["buffer"])
         set_rng_state(state["rng"])
-        it, clock.next_eval = state["iter"], state["next_eval"]
+        it = state["iter"]
+        clock.load_state_dict(state.get("clock", {"next_eval": state["next_eval"]}))
         obs = restore_env(env, state.get("env"), obs)
         run.truncate_metrics(it * N)
     elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
@@ -109,6 +110,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     def save(done: int) -> None:
         state = {"q_net": q_net.state_dict(), "target": target.state_dict(), "opt": opt.state_dict(),
                  "buffer": buf.state_dict(), "rng": rng_state(), "iter": done, "next_eval": clock.next_eval,
+                 "clock": clock.state_dict(),
                  "env": env_checkpoint(env, obs)}
         run.save_checkpoint(done * N, lambda d: save_torch_state(d, state))
 

@@ -125,7 +125,7 @@ def _data(cfg: Config) -> tuple[OfflineData, dict]:
     actions = as_actions(raw["actions"], spec)
     obs = torch.as_tensor(raw["observations"], dtype=torch.float32)
     zeros, ones = torch.zeros(obs.shape[1]), torch.ones(obs.shape[1])
-    data = OfflineData(obs, actions, torch.as_tensor(rewards), torch.as_tensor(raw["next_observations"]),
+    data = OfflineData(obs, actions, torch.as_tensor(rewards), torch.as_tensor(raw["next_observations"], dtype=torch.float32),
                        torch.as_tensor(done), spec, zeros, ones)
     return data, {"grrl/episodes": float(len(success)), "grrl/success_rate": float(success.mean())}
 

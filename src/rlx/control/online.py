@@ -110,6 +110,20 @@ class EvalClock:
         self._t0 = time.perf_counter()
         return reached
 
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs to continue the clock: the training seconds so far (the time since
+        the last evaluation included), the next evaluation, the last result and the time to target."""
+        return {"train_seconds": self.elapsed(), "next_eval": self.next_eval, "last_mean": self.last_mean,
+                "last_step": self.last_step, "steps_to_target": self.steps_to_target,
+                "seconds_to_target": self.seconds_to_target}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()`; a checkpoint that kept only `next_eval` restores just that."""
+        for k in ("train_seconds", "next_eval", "last_mean", "last_step", "steps_to_target", "seconds_to_target"):
+            if k in state:
+                setattr(self, k, state[k])
+        self._t0 = time.perf_counter()
+
     def elapsed(self) -> float:
         return self.train_seconds + time.perf_counter() - self._t0
 

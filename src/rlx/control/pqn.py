@@ -107,7 +107,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         opt.load_state_dict(state["opt"])
         set_rng_state(state["rng"])
         start = state["update"]
-        clock.next_eval = state["next_eval"]
+        clock.load_state_dict(state.get("clock", {"next_eval": state["next_eval"]}))
         obs = restore_env(env, state.get("env"), obs)
         run.truncate_metrics(start * per_update)
     elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
@@ -157,5 +157,5 @@ def run(cfg: Config, run: RunDir | None) -> dict:
 
 def _save(run: RunDir, update: int, per_update: int, q_net, opt, clock: EvalClock, env: dict) -> None:
     state = {"q_net": q_net.state_dict(), "opt": opt.state_dict(), "rng": rng_state(), "update": update,
-             "next_eval": clock.next_eval, "env": env}
+             "next_eval": clock.next_eval, "clock": clock.state_dict(), "env": env}
     run.save_checkpoint(update * per_update, lambda d: save_torch_state(d, state))

@@ -34,7 +34,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlx.config import Section
 from rlx.control import pqn
@@ -103,10 +103,24 @@ class ActConfig(Section):
     eval_seeds: list[int] = Field([100, 101, 102, 103, 104], min_length=1, description="fresh victim seeds for the final evaluation")
 
 
+def es_victim_seed(seed: int, generation: int) -> int:
+    """The victim seed ES generation `generation` trains on (every candidate of a generation shares it)."""
+    return seed * 1_000_003 + generation
+
+
 class Config(pqn.Config):
     kind: Literal["act"] = Field("act", description="trainer: ACT adversary (or ally) against PQN victims on CartPole")
     total_steps: int = Field(100_000, ge=1, description="env steps of each victim training")
     act: ActConfig = Field(ActConfig(), description="the cheap-talk adversary and its ES")
+
+    @model_validator(mode="after")
+    def _fresh_eval_seeds(self) -> "Config":
+        used = {es_victim_seed(self.seed, g) for g in range(self.act.generations)}
+        clash = sorted(used & set(self.act.eval_seeds))
+        if clash:
+            raise ValueError(f"act.eval_seeds {clash[:5]} are victim seeds ES trained on (seed * 1000003 + generation "
+                             f"for generation < {self.act.generations}): the final evaluation must use fresh victims")
+        return self
 
 
 def train_victim(cfg: Config, message: Callable[[torch.Tensor], torch.Tensor] | None, k: int, seed: int
@@ -187,7 +201,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     with progress(a.generations * a.population, f"act ({a.mode})") as bar:
         for gen in range(start, a.generations):
             eps = rng.normal(size=(half, d))
-            victim_seed = cfg.seed * 1_000_003 + gen
+            victim_seed = es_victim_seed(cfg.seed, gen)
             base = phi.detach().double().numpy()
             fit = np.zeros((2, half))
             for i in range(half):

@@ -268,7 +268,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         obs, running = s["obs"], s["running"]
         set_rng_state(s["rng"])
         start = s["update"]
-        clock.next_eval = s["next_eval"]
+        clock.load_state_dict(s.get("clock", {"next_eval": s["next_eval"]}))
         run.truncate_metrics(start * per_update)
     elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
         run.truncate_metrics(-1)
@@ -279,7 +279,8 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     def save(done: int) -> None:
         state = {"prot": prot.state_dict(), "opt_p": opt_p.state_dict(), "temperature": temp.state_dict(),
                  "env": base.state_dict(), "obs": obs,
-                 "running": running, "rng": rng_state(), "update": done, "next_eval": clock.next_eval}
+                 "running": running, "rng": rng_state(), "update": done, "next_eval": clock.next_eval,
+                 "clock": clock.state_dict()}
         if adv is not None:
             state |= {"adv": adv.state_dict(), "opt_a": opt_a.state_dict()}
         run.save_checkpoint(done * per_update, lambda d: save_torch_state(d, state))
