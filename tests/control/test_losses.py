@@ -144,3 +144,38 @@ def test_huber_and_quantile_target():
     torch.testing.assert_close(quantile_target(vals, 0.25), torch.tensor([1.75]), rtol=0, atol=1e-7)
     torch.testing.assert_close(quantile_target(vals, 0.0), torch.tensor([1.0]), rtol=0, atol=1e-7)
     torch.testing.assert_close(quantile_target(vals, 0.5), torch.tensor([2.5]), rtol=0, atol=1e-7)
+
+
+def test_soft_q_lambda_trace_carries_the_entropy_of_the_followed_action():
+    """Hand values: T = 2, one env, no episode end. G_1 = r_1 + g v_2; G_0 = r_0 + g [v_1 + lam (G_1 + b_1 - v_1)]."""
+    from rlx.control.losses import q_lambda_targets
+
+    r, v, b = torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0], [5.0]]), torch.tensor([[0.7], [0.4]])
+    disc, cont = torch.full((2, 1), 0.9), torch.ones(2, 1)
+    g1 = 2.0 + 0.9 * 5.0
+    out = q_lambda_targets(r, disc, v, cont, 0.5, b)
+    assert out[1, 0].item() == pytest.approx(g1)
+    assert out[0, 0].item() == pytest.approx(1.0 + 0.9 * (3.0 + 0.5 * (g1 + 0.4 - 3.0)))
+    assert q_lambda_targets(r, disc, v, cont, 0.5)[0, 0].item() == pytest.approx(1.0 + 0.9 * (3.0 + 0.5 * (g1 - 3.0)))
+
+
+def test_soft_q_lambda_reaches_the_soft_fixed_point():
+    """A one-state MDP that never ends, reward 0, two actions played from softmax(Q / alpha): the soft Q is
+    gamma alpha log 2 / (1 - gamma) = 6.238. Without the trace's entropy term Q(lambda) stopped at
+    (1 - lambda) of that (2.18 at lambda 0.65): the adversary of paper qarl was under-regularised."""
+    import math
+
+    from rlx.control.online import Rollout, rollout_targets
+    from rlx.robust.qarl import soft_value
+
+    T, N, gamma, lam, alpha = 32, 64, 0.9, 0.65, 1.0
+    gen = torch.Generator().manual_seed(0)
+    q = torch.zeros(2)
+    for _ in range(200):
+        acts = torch.randint(0, 2, (T, N), generator=gen)
+        z = torch.zeros(T, N)
+        ro = Rollout(torch.zeros(T, N, 1), acts, z, z, z, torch.zeros(T, N, 1))
+        bonus = -alpha * torch.log_softmax(q / alpha, -1)[acts]
+        tgt = rollout_targets(ro, lambda o: soft_value(q.expand(o.shape[0], 2), alpha), gamma, lam, bonus)
+        q = torch.stack([tgt[acts == a].mean() for a in range(2)])
+    assert q.tolist() == pytest.approx([gamma * alpha * math.log(2) / (1 - gamma)] * 2, rel=1e-3)

@@ -29,6 +29,7 @@ def q_lambda_targets(
     v_tp1: torch.Tensor,  # [T, N] max_a Q(s_{t+1}, a) at the true successor (final_obs)
     continue_t: torch.Tensor,  # [T, N] 1 - (terminated_t | truncated_t)
     lambda_: float,
+    trace_bonus_t: torch.Tensor | None = None,  # [T, N] soft Q-learning: -alpha log nu(a_t | s_t)
 ) -> torch.Tensor:
     """Peng's Q(lambda) returns, computed backwards over a rollout.  Paper: pqn
 
@@ -38,13 +39,20 @@ def q_lambda_targets(
     i.e. G_t = r_t + discount_t * ((1 - lambda) v_{t+1} + lambda G_{t+1}) inside an episode. Where
     the episode was truncated (continue_t = 0, discount_t = gamma) the return bootstraps from the
     true final state only; where it terminated (discount_t = 0) it is just r_t.
+
+    Soft values (v = alpha logsumexp(Q / alpha), paper qarl): the trace follows the action taken at t+1,
+    whose return estimates Q(s_{t+1}, a_{t+1}), while v_{t+1} = E_nu[Q - alpha log nu]. The trace therefore
+    carries the entropy term of the action it follows, `trace_bonus_{t+1} = -alpha log nu(a_{t+1} | s_{t+1})`:
+        G_t = r_t + discount_t * [ v_{t+1} + continue_t * lambda * (G_{t+1} + trace_bonus_{t+1} - v_{t+1}) ]
+    Without it the fixed point is entropy-regularised at (1 - lambda) alpha, not alpha.
     """
     T = r_t.shape[0]
     out = torch.empty_like(r_t)
     g = r_t[T - 1] + discount_t[T - 1] * v_tp1[T - 1]
     out[T - 1] = g
     for t in range(T - 2, -1, -1):
-        g = r_t[t] + discount_t[t] * (v_tp1[t] + continue_t[t] * lambda_ * (g - v_tp1[t]))
+        follow = g if trace_bonus_t is None else g + trace_bonus_t[t + 1]
+        g = r_t[t] + discount_t[t] * (v_tp1[t] + continue_t[t] * lambda_ * (follow - v_tp1[t]))
         out[t] = g
     return out
 

@@ -53,12 +53,13 @@ def collect_rollout(env: VecEnv, obs: torch.Tensor, policy: Callable[[torch.Tens
 
 
 def rollout_targets(ro: Rollout, v_fn: Callable[[torch.Tensor], torch.Tensor], gamma: float,
-                    lambda_: float) -> torch.Tensor:
+                    lambda_: float, trace_bonus: torch.Tensor | None = None) -> torch.Tensor:
     """Q(lambda) targets [T, N] for a rollout, bootstrapping with `v_fn(final_obs [M, D]) -> [M]`
-    (e.g. max_a Q): truncated steps bootstrap from the true final state, terminated steps do not."""
+    (e.g. max_a Q): truncated steps bootstrap from the true final state, terminated steps do not.
+    `trace_bonus` [T, N]: -alpha log nu(a_t | s_t) when `v_fn` is a soft value (see q_lambda_targets)."""
     T, N = ro.rewards.shape
     v_tp1 = v_fn(ro.final_obs.reshape(T * N, -1)).view(T, N)
-    return q_lambda_targets(ro.rewards, gamma * (1 - ro.terminated), v_tp1, 1 - ro.done, lambda_)
+    return q_lambda_targets(ro.rewards, gamma * (1 - ro.terminated), v_tp1, 1 - ro.done, lambda_, trace_bonus)
 
 
 def finished_returns(ro: Rollout, running: torch.Tensor) -> torch.Tensor:

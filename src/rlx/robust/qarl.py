@@ -306,9 +306,14 @@ def run(cfg: Config, run: RunDir | None) -> dict:
             with torch.no_grad():
                 ro, obs = collect_rollout(env, obs, behave, t)
                 tgt_p = rollout_targets(ro, lambda o: prot.q(o).max(1).values, cfg.gamma, cfg.lambda_)
-                if adv is not None:
+                if adv is not None:  # soft Q(lambda): the trace carries the entropy of the action it follows
+                    bonus = None
+                    if alpha > 0:
+                        logits = adv.q(ro.obs.view(t * n, -1)) / alpha
+                        logp = torch.log_softmax(logits, -1).gather(1, ro.actions[..., 1].reshape(-1, 1)).view(t, n)
+                        bonus = -alpha * logp
                     tgt_a = rollout_targets(dataclasses.replace(ro, rewards=-ro.rewards),
-                                            lambda o: soft_value(adv.q(o), alpha), cfg.gamma, cfg.lambda_)
+                                            lambda o: soft_value(adv.q(o), alpha), cfg.gamma, cfg.lambda_, bonus)
             flat_obs = ro.obs.view(t * n, -1)
             loss, _ = pqn.regress(prot, opt_p, flat_obs, ro.actions[..., 0].reshape(-1), tgt_p.view(-1),
                                   cfg.epochs, cfg.minibatches, cfg.max_grad_norm)
