@@ -132,3 +132,19 @@ def test_difficulty_with_a_mixture_fails_at_load_not_after_curation():
     with pytest.raises(ConfigError, match="difficulty with task.name = 'mixture'"):
         build_config(Config, {"kind": "rlvr", "model": {"path": "assets/arith-base"}, "difficulty": {"candidates": 8},
                               "task": {"name": "mixture", "tasks": [{"name": "arithmetic"}, {"name": "arithmetic"}]}})
+
+
+@pytest.mark.parametrize("reward, ok", [({}, True), ({"correct": 0.5}, False), ({"format": 0.6}, False), ({"format": 0.5}, True),
+                                        ({"format": 0.2}, True), ({"correct": 1.0, "format": -0.6}, False)])
+def test_w_reinforce_needs_rewards_on_either_side_of_its_threshold(reward, ok):
+    """W-REINFORCE splits samples by reward > 0.5: a correct answer worth 0.5, or a wrong but well-formatted
+    one worth 0.5, would land on the wrong side and be pushed the wrong way."""
+    from rlx.train.rlvr_config import Config
+
+    data = {"kind": "rlvr", "model": {"path": "assets/arith-base"}, "objective": {"preset": "nsr"},
+            "task": {"name": "arithmetic", "reward": reward}}
+    if ok:
+        build_config(Config, data)
+    else:
+        with pytest.raises(ConfigError, match="counts a sample as correct when its reward > correct_threshold"):
+            build_config(Config, data)

@@ -96,6 +96,18 @@ class Config(Section):
             raise ValueError(f"objective.policy_loss = reinforce is on-policy only; with {', '.join(off_policy)} some "
                              f"updates use samples of an older policy and nothing corrects for it: use "
                              f"policy_loss: ppo_clip (its ratio does)")
+        if self.objective.advantage == "w_reinforce":  # correct vs incorrect is read off the reward
+            thr = self.objective.correct_threshold
+            leaves = self.task.tasks if self.task.name == "mixture" else [self.task]
+            for i, leaf in enumerate(leaves):
+                r, where = leaf.reward, ("task" if self.task.name != "mixture" else f"task.tasks.{i}")
+                if not (r.correct + min(0.0, r.format) > thr >= max(0.0, r.format)):
+                    raise ValueError(
+                        f"objective.advantage = w_reinforce counts a sample as correct when its reward > "
+                        f"correct_threshold = {thr}; with {where}.reward.correct = {r.correct} and format = "
+                        f"{r.format} a correct answer can score {r.correct + min(0.0, r.format)} and a wrong one "
+                        f"{max(0.0, r.format)}: set the weights or objective.correct_threshold so that they fall "
+                        f"on either side")
         if self.difficulty.enabled and self.task.name == "mixture":
             raise ValueError("difficulty with task.name = 'mixture': curate the pool of one task, or mix tasks")
         if self.rollout.staleness:
