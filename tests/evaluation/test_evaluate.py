@@ -46,3 +46,20 @@ def test_rlvr_evaluation_stops_where_the_rollouts_stop_unless_told_otherwise():
     assert eval_settings(Config.model_validate(base)).stop == ["</answer>"]
     assert eval_settings(Config.model_validate({**base, "eval": {"stop": []}})).stop == []
     assert eval_settings(Config.model_validate({**base, "eval": {"stop": ["\n"]}})).stop == ["\n"]
+
+
+def test_rlx_eval_reports_the_problems_it_evaluated(tiny_model_dir, tmp_path, capsys):
+    """The bundled math sample holds fewer held-out problems than --n asks for: the summary counts the
+    problems evaluated (it used to echo --n)."""
+    import json
+
+    from rlx.cli import main
+    from rlx.tasks import MathConfig
+
+    have = len(make_task(MathConfig()).heldout(500))
+    assert 0 < have < 500
+    out = tmp_path / "ev"
+    assert main(["eval", str(tiny_model_dir), "--task", "math", "--n", "500", "--samples", "0", "--max-new-tokens", "4",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["eval/problems"] == have
+    assert f"({have} held-out problems)" in " ".join(capsys.readouterr().out.split())

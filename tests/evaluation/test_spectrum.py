@@ -73,3 +73,15 @@ def test_bad_input():
         SP.passk_spectrum(4, [[5, 2], [0, 1]])
     with pytest.raises(ConfigError, match="resample"):
         SP.passk_spectrum(4, [[1, 2], [0, 1]], resample=("runs",))
+
+
+def test_sample_counts_per_seed_are_not_broadcast_along_problems():
+    """n given per seed ([S]) used to broadcast along the problems axis (silently wrong when S == P); n must
+    be a scalar or c's shape. A problem with no samples is a ConfigError, not an IndexError."""
+    with pytest.raises(ConfigError, match=r"n has shape \(2,\) but c has shape \(2, 2\)"):
+        SP.passk_matrix(np.array([4, 8]), np.array([[1, 1], [3, 3]]), [1])
+    m = SP.passk_matrix(np.array([[4, 4], [8, 8]]), np.array([[1, 1], [3, 3]]), [1])
+    assert np.allclose(m[:, 0, :], [[0.25, 0.25], [0.375, 0.375]])
+    assert np.allclose(SP.passk_matrix(np.array([4, 8]), np.array([1, 3]), [1])[0, 0], [0.25, 0.375])  # one seed
+    with pytest.raises(ConfigError, match="at least one sample"):
+        SP.passk_spectrum(np.array([[0, 4], [4, 4]]), np.array([[0, 1], [1, 1]]), resample=("problems",))

@@ -139,3 +139,22 @@ def test_rlx_eval_with_rast(trio, tmp_path, capsys):
     save_model(rl, other, tmp_path / "rl_other_tok")
     assert main(common + ["--rast-rl", str(tmp_path / "rl_other_tok"), "--rast-base", str(tmp_path / "base")]) == 2
     assert "rast.rl: its tokenizer differs" in capsys.readouterr().err
+
+
+def test_small_models_padded_differently_and_with_a_shorter_context(trio):
+    """The RL model's embeddings padded to 128 ids, the base's not: only ids all three models have are
+    shifted (it used to be a shape error at the first decode step). A small model whose context is shorter
+    than prompt + max_new_tokens is a config error naming it."""
+    large, _, base, tok = trio
+    out = rast_logits(torch.zeros(1, 4), torch.tensor([[3.0, 1.0, 7.0]]), torch.tensor([[1.0, 1.0]]), 1.0)
+    assert out.tolist() == [[2.0, 0.0, 0.0, 0.0]]
+    padded = tiny_model(eos_bias=3.0, seed=2)[0]
+    padded.resize_token_embeddings(128)
+    gen = RastEngine(large, tok, small_rl=padded, small_base=base).generate(
+        PROMPTS, SamplingParams(max_new_tokens=4, n=2), seed=0)
+    assert gen.completion_ids.shape[0] == 2 * len(PROMPTS)
+    short = tiny_model(seed=4)[0]
+    short.config.max_position_embeddings = 8
+    with pytest.raises(ConfigError, match="rast.base's max_position_embeddings 8"):
+        RastEngine(large, tok, small_rl=padded, small_base=short).generate(
+            PROMPTS, SamplingParams(max_new_tokens=6), seed=0)

@@ -56,3 +56,12 @@ def test_schedule():
     assert d3s_keep_fraction(500, 0.25, 1.0, 100) == 1.0
     cfg = D3SConfig(sample_keep_start=0.5, token_keep_start=0.2)
     assert cfg.ramp_steps == 100 and cfg.sample_keep_end == 1.0
+
+
+def test_token_select_breaks_ties_by_position():
+    """Equal scores at the threshold (mostly the 0-score tokens of tied groups): the earlier tokens are kept,
+    the same on every device (topk is not stable: it kept positions 4-7 of 8 and 188, 189, ... of 300)."""
+    for t in (8, 300):
+        adv, ent, mask = torch.ones(1, t), torch.ones(1, t), torch.ones(1, t, dtype=torch.bool)
+        kept, _ = d3s_token_select(adv, ent, mask, 0.5)
+        assert kept[0].nonzero().squeeze(1).tolist() == list(range(t // 2))

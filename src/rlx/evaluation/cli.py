@@ -130,11 +130,15 @@ def main(args) -> int:
         engine = RastEngine(model, tokenizer, small_rl=small_rl, small_base=small_base, alpha=cfg.rast.alpha)
     t0 = time.perf_counter()
     if cfg.split == "heldout":
-        result = evaluate(engine, task, task.heldout(cfg.eval.n), cfg.eval, tokenizer, seed=cfg.seed)
-        metrics = {**result.metrics, "eval/problems": float(cfg.eval.n)}
+        problems = task.heldout(cfg.eval.n)  # a fixed pool (math) may hold fewer than n
+        result = evaluate(engine, task, problems, cfg.eval, tokenizer, seed=cfg.seed)
+        metrics = {**result.metrics, "eval/problems": float(len(problems))}
     else:
         result, metrics = _evaluate_split(engine, task, task_cfg, cfg, tokenizer, levels=cfg.split == "levels")
     metrics["time/eval_seconds"] = time.perf_counter() - t0
+    if run is not None and result is None and cfg.eval.samples > 0:
+        print("note: passk_counts.json (per-problem counts for `rlx compare`) is written for --split heldout only",
+              file=sys.stderr)
     if run is not None and result is not None:
         from rlx.evaluation.evaluate import write_passk_counts
 
@@ -146,7 +150,8 @@ def main(args) -> int:
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(metrics, indent=2) + "\n")
     rast = "" if cfg.rast is None else f" + RAST shift of {cfg.rast.rl} - {cfg.rast.base} (alpha {cfg.rast.alpha:g})"
-    where = f"{cfg.eval.n} held-out problems" if cfg.split == "heldout" else f"{cfg.split} split, <= {cfg.eval.n} per level"
+    where = f"{int(metrics['eval/problems'])} held-out problems" if cfg.split == "heldout" else \
+        f"{cfg.split} split, <= {cfg.eval.n} per level"
     table = Table(title=f"{cfg.checkpoint}{rast} on {args.task} ({where})")
     table.add_column("metric")
     table.add_column("value", justify="right")

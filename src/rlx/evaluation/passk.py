@@ -32,7 +32,9 @@ def pass_at_k_array(n: np.ndarray | int, c: np.ndarray, ks: list[int] | np.ndarr
 
 
 def powers_of_two(n: int) -> list[int]:
-    """k = 1, 2, 4, ... up to n (and n itself if it is not a power of two)."""
+    """k = 1, 2, 4, ... up to n (and n itself if it is not a power of two); [] when n < 1."""
+    if n < 1:
+        return []
     ks, k = [], 1
     while k <= n:
         ks.append(k)

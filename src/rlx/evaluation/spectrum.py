@@ -43,11 +43,16 @@ def _counts(n, c) -> tuple[np.ndarray, np.ndarray]:
         c = c[None, :]
     if c.ndim != 2 or c.size == 0:
         raise ConfigError(f"pass@k counts: expected c of shape [seeds, problems], got {np.shape(c)}")
-    n = np.broadcast_to(np.asarray(n), c.shape) if np.ndim(n) < 2 or np.shape(n) == c.shape else None
-    if n is None:
-        raise ConfigError(f"pass@k counts: n has shape {np.shape(n)} but c has shape {c.shape}")
+    if not (np.ndim(n) == 0 or np.shape(n) == c.shape or (np.ndim(n) == 1 and c.shape[0] == 1
+                                                             and np.shape(n) == c.shape[1:])):
+        # a 1-D n per seed would broadcast along the problems axis: refuse it rather than guess
+        raise ConfigError(f"pass@k counts: n has shape {np.shape(n)} but c has shape {c.shape} "
+                          "(give n as a scalar or with c's shape)")
+    n = np.broadcast_to(np.asarray(n), c.shape)
     if np.any(c < 0) or np.any(c > n):
         raise ConfigError("pass@k counts: need 0 <= c <= n for every problem")
+    if np.any(n < 1):
+        raise ConfigError("pass@k counts: every problem needs at least one sample (n >= 1)")
     return n.astype(np.int64), c.astype(np.int64)
 
 

@@ -46,10 +46,11 @@ class RastConfig(Section):
 def rast_logits(large: torch.Tensor, small_rl: torch.Tensor, small_base: torch.Tensor, alpha: float) -> torch.Tensor:
     """z_L + alpha * (z_RL - z_base), in float32.  [N, V_L], [N, V_S], [N, V_S] -> [N, V_L]
 
-    Only the first min(V_L, V_S) ids are shifted (vocabularies padded to different sizes).
+    Only the ids all three models have are shifted (vocabularies padded to different sizes; every model
+    covers the tokenizer, `RastEngine` checks that).
     """
     out = large.float().clone()
-    v = min(large.shape[-1], small_rl.shape[-1])
+    v = min(large.shape[-1], small_rl.shape[-1], small_base.shape[-1])
     out[..., :v] += alpha * (small_rl[..., :v].float() - small_base[..., :v].float())
     return out
 
@@ -92,6 +93,11 @@ class RastEngine(HFEngine):
 
         if self.alpha == 0:  # z_L exactly: the small models need not run
             return one(self.model)
+        for name, m in (("rast.rl", self.small_rl), ("rast.base", self.small_base)):
+            limit = getattr(m.config, "max_position_embeddings", None)
+            if limit is not None and max_len > limit:
+                raise ConfigError(f"config error: max_new_tokens: prompt + max_new_tokens = {max_len} exceeds {name}'s "
+                                  f"max_position_embeddings {limit}")
         return _RastForward(one(self.model), one(self.small_rl), one(self.small_base), self.alpha)
 
 

@@ -107,7 +107,8 @@ def d3s_token_select(
     n_keep = math.ceil(keep_fraction * n_valid)
     flat = torch.zeros(m.numel(), dtype=torch.bool, device=m.device)
     if n_keep > 0:
-        top = torch.topk(score.reshape(-1), n_keep).indices
+        # a stable descending sort: ties at the threshold keep the earlier positions (topk is not stable)
+        top = torch.sort(score.reshape(-1), descending=True, stable=True).indices[:n_keep]
         flat[top] = True
     new_mask = flat.view_as(m) & m
     return new_mask, {"d3s/token_keep": torch.tensor(n_keep / max(n_valid, 1))}
