@@ -80,7 +80,10 @@ def test_hbvla_weight_beats_plain_sign_and_quantize_policy_changes_every_layer()
         assert not torch.equal(a, b)
     assert all(p.grad is None for p in net.parameters())
     assert set(bits) == {"0", "2"}
-    assert bits["0"] == pytest.approx(hb.effective_bits(4, 8, 0.25))
+    # 4 inputs, 1 salient column (2 codes x (1 sign + 32 scale bits)), 3 others in Haar bands of 1 + 1 and an
+    # odd column, each its own group: (66 + 3 x 33) / 4 = 41.25 bits per weight, not the nominal 11.25
+    assert bits["0"] == pytest.approx(41.25) and hb.effective_bits(4, 8, 0.25) == pytest.approx(11.25)
+    assert bits["2"] == pytest.approx(hb.stored_bits(16, 8, 4, "hbvla", True))
     with pytest.raises(ValueError, match="expected sign"):
         hb.quantize_policy(net, lambda: net(x), "ternary")
 
@@ -88,3 +91,14 @@ def test_hbvla_weight_beats_plain_sign_and_quantize_policy_changes_every_layer()
 def test_effective_bits_hand_values():
     assert hb.effective_bits(64, 8, 0.0) == pytest.approx(1 + 32 / 8)  # 1 bit + two fp16 per 8 weights
     assert hb.effective_bits(64, 64, 0.1) == pytest.approx(1.1 * 1.5)
+
+
+def test_stored_bits_hand_values():
+    """One sign bit per weight plus (mu, alpha) in 16 bits each per group, groups as the codes lay them out."""
+    assert hb.stored_bits(64, 64, 0, "sign") == pytest.approx((64 + 32) / 64)
+    assert hb.stored_bits(64, 8, 0, "group") == pytest.approx(1 + 32 / 8)
+    assert hb.stored_bits(20, 8, 0, "group") == pytest.approx((20 + 3 * 32) / 20)  # groups of 8, 8, 4
+    # 64 inputs, 7 salient (2 x (7 + 32)); 57 others: Haar bands of 28 (4 groups each) + an odd column (1 group)
+    assert hb.stored_bits(64, 8, 7, "hbvla", True) == pytest.approx((2 * 39 + 2 * (28 + 4 * 32) + 33) / 64)
+    assert hb.stored_bits(64, 8, 7, "hbvla", False) == pytest.approx((2 * 39 + 57 + 8 * 32) / 64)
+

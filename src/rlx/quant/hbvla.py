@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 __all__ = ["binarize", "residual_binarize", "haar", "inverse_haar", "policy_hessian", "salient_columns",
-           "hbvla_weight", "sign_weight", "quantize_policy", "effective_bits", "decision_margin"]
+           "hbvla_weight", "sign_weight", "quantize_policy", "effective_bits", "stored_bits", "decision_margin"]
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -174,14 +174,14 @@ def quantize_policy(net: nn.Module, calib_forward: Callable[[], torch.Tensor], m
     residual codes, the rest group-wise), where `policy_weighted` picks the margin-weighted Hessian
     (False: plain X^T X, i.e. BiLLM's) and `transform` the Haar step. Layers are
     quantized one at a time from the input side, each calibrated on the already-quantized net.
-    Returns {layer: effective bits per weight}."""
+    Returns {layer: stored bits per weight, scales included (`stored_bits`)}."""
     if method not in ("sign", "group", "hbvla"):
         raise ValueError(f"method = {method!r}: expected sign | group | hbvla")
     linears = {n: m for n, m in net.named_modules() if isinstance(m, nn.Linear)}
     bits = {}
     for name, lin in linears.items():
         w = lin.weight.detach().clone()
-        frac = 0.0
+        salient = 0
         if method == "sign":
             new = sign_weight(w)
         elif method == "group":
@@ -189,10 +189,10 @@ def quantize_policy(net: nn.Module, calib_forward: Callable[[], torch.Tensor], m
         else:
             h = _layer_hessian(net, lin, calib_forward, score, margin_floor_quantile, policy_weighted)
             new = hbvla_weight(w, h, group, salient_frac, transform=transform)
-            frac = float(salient_columns(w, h, salient_frac).float().mean())
+            salient = int(salient_columns(w, h, salient_frac).sum())
         with torch.no_grad():
             lin.weight.copy_(new)
-        bits[name] = effective_bits(w.shape[1], group if method != "sign" else w.shape[1], frac)
+        bits[name] = stored_bits(w.shape[1], group, salient, method, transform)
     return bits
 
 
@@ -213,7 +213,36 @@ def _layer_hessian(net: nn.Module, lin: nn.Linear, calib_forward: Callable[[], t
 
 
 def effective_bits(cols: int, group: int, salient_frac: float, scale_bits: int = 16) -> float:
-    """Storage per weight: 1 bit (2 for salient), plus (mu, alpha) in `scale_bits` each per group
-    (twice for salient groups)."""
+    """Nominal storage per weight when every group holds `group` columns: 1 bit (2 for salient), plus
+    (mu, alpha) in `scale_bits` each per group (twice for salient groups). `stored_bits` counts the groups
+    `hbvla_weight` really makes, which can be many more on narrow layers."""
     g = max(1, min(group, cols))
     return (1 + salient_frac) * (1 + 2 * scale_bits / g)
+
+
+def _block_bits(cols: int, group: int, scale_bits: int) -> int:
+    """Bits per row of one `binarize(., group)` call on `cols` columns: a sign each, (mu, alpha) per group."""
+    if cols == 0:
+        return 0
+    g = max(1, min(group, cols))
+    return cols + math.ceil(cols / g) * 2 * scale_bits
+
+
+def stored_bits(cols: int, group: int, salient: int, method: str = "hbvla", transform: bool = True,
+                scale_bits: int = 16) -> float:
+    """Storage per weight of a layer with `cols` inputs as the codes are actually laid out: the salient
+    columns' two residual codes, then the rest as one block, or (Haar) as two bands plus an odd last
+    column, each with its own groups. A short band or a one-column group still stores (mu, alpha): on a
+    4-input layer the Haar layout costs 41 bits per weight, not the nominal 11 (`effective_bits`)."""
+    if method == "sign":
+        return (cols + 2 * scale_bits) / cols
+    if method == "group":
+        return _block_bits(cols, group, scale_bits) / cols
+    rest = cols - salient
+    bits = 2 * _block_bits(salient, group, scale_bits)
+    even = rest - rest % 2
+    if transform and even:
+        bits += 2 * _block_bits(even // 2, group, scale_bits) + _block_bits(rest % 2, group, scale_bits)
+    else:
+        bits += _block_bits(rest, group, scale_bits)
+    return bits / cols
