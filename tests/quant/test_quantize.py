@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from rlx.config import ConfigError
+from rlx.config import ConfigError, build_config
 from rlx.models import char_tokenizer, save_model
 from rlx.quant import QuantConfig, load_codes, quantize, save_quantized, verify_checkpoint
 from rlx.quant import cli as qcli
@@ -132,3 +132,39 @@ def test_calibration_loss_mask_marks_completion():
     # row 1: '7','=','7',EOS then 2 pads
     assert mask[1].tolist() == [1, 1, 1, 1, 0, 0] and loss_mask[1].tolist() == [0, 0, 1, 1, 0, 0]
     assert ids[0, 5].item() == tok.eos_token_id and ids[1, 4].item() == tok.pad_token_id
+
+
+def test_a_group_size_that_does_not_divide_a_layer_fails_before_anything_changes(tiny):
+    """hidden 32, intermediate 64: group 24 divides neither. GPTQ and RSQ used to hit an IndexError mid-model,
+    RTN a ValueError, each with some layers already quantized."""
+    model, _ = tiny
+    m = copy.deepcopy(model)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    ids = torch.randint(4, 90, (4, 12))
+    for method in ("gptq", "rsq", "rtn"):
+        with pytest.raises(ConfigError, match=r"group_size = 24 must divide .* has 32"):
+            quantize(m, QuantConfig(method=method, bits=4, group_size=24), calib=ids)
+        assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
+    quantize(m, QuantConfig(method="rtn", bits=4, group_size=64), calib=ids)  # >= the width: one scale per row
+
+
+@pytest.mark.parametrize("method", ["rtn", "gptq"])
+def test_quantizing_a_tied_output_layer_leaves_the_embeddings_alone(method, tiny, tmp_path):
+    """With skip=[] the tied lm_head is quantized too: it gets its own weight first (the embedding table used
+    to be quantized with it), and the checkpoint reloads and verifies."""
+    model, tok = tiny
+    m = copy.deepcopy(model)
+    assert m.lm_head.weight is m.model.embed_tokens.weight
+    emb = m.model.embed_tokens.weight.detach().clone()
+    ids = torch.randint(4, 90, (4, 12))
+    res = quantize(m, QuantConfig(method=method, bits=2, group_size=16, skip=[]), calib=ids)
+    assert torch.equal(m.model.embed_tokens.weight, emb) and not torch.equal(m.lm_head.weight, emb)
+    assert "lm_head" in res.layers and m.config.tie_word_embeddings is False
+    save_quantized(m, tok, res, tmp_path / "q")
+    assert verify_checkpoint(tmp_path / "q") < 1e-5
+
+
+def test_lqlora_candidate_bits_are_checked_at_load():
+    for bad in ([16], [0, 4], []):
+        with pytest.raises(ConfigError, match="candidate_bits"):
+            build_config(QuantConfig, {"method": "lqlora", "lqlora": {"candidate_bits": bad}})

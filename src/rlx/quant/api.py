@@ -70,6 +70,13 @@ def quantize(model: nn.Module, cfg: QuantConfig, tokenizer=None,
     linears = find_linears(model, cfg.skip)
     if not linears:
         raise ConfigError(f"config error: skip = {cfg.skip}: no Linear layers left to quantize")
+    ragged = [(n, m.in_features) for n, m in linears.items()
+              if 0 < cfg.group_size < m.in_features and m.in_features % cfg.group_size]
+    if ragged:  # checked before any layer changes: a half-quantized model is worse than none
+        raise ConfigError(f"config error: group_size = {cfg.group_size} must divide the input width of every "
+                          f"quantized layer; {ragged[0][0]} has {ragged[0][1]} (use a divisor, 0 for one scale "
+                          f"per output channel, or skip the layer)")
+    _untie_quantized_head(model, linears)
     if calib is None:
         if tokenizer is None:
             raise ConfigError("config error: calib: give calibration ids or a tokenizer to draw them from calib.task")
@@ -91,6 +98,24 @@ def quantize(model: nn.Module, cfg: QuantConfig, tokenizer=None,
     metrics = {"quant/seconds": seconds, "quant/layers": float(len(layers)), "quant/avg_bits": avg_bits,
                "quant/bytes": float(quantized_bytes(layers))}
     return QuantResult(layers, cfg, metrics)
+
+
+def _untie_quantized_head(model: nn.Module, linears: dict[str, nn.Linear]) -> None:
+    """A quantized output layer whose weight is the input embedding table gets its own copy first: methods
+    that quantize in place would otherwise change the embeddings too, and the saved checkpoint (which
+    stores a tied weight once) would not reload the quantized head."""
+    get_out, get_in = getattr(model, "get_output_embeddings", None), getattr(model, "get_input_embeddings", None)
+    if get_out is None or get_in is None:
+        return
+    head, emb = get_out(), get_in()
+    if head is None or emb is None or head.weight is not emb.weight or not any(m is head for m in linears.values()):
+        return
+    head.weight = nn.Parameter(head.weight.detach().clone(), requires_grad=head.weight.requires_grad)
+    if getattr(model, "config", None) is not None:
+        model.config.tie_word_embeddings = False
+        text = getattr(model.config, "get_text_config", lambda: None)()
+        if text is not None and text is not model.config:
+            text.tie_word_embeddings = False
 
 
 def quantized_bytes(layers: dict[str, LayerQuant]) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from rlx.config import Section
 
@@ -61,7 +61,16 @@ class LQLoRAConfig(Section):
     rank: int = Field(8, ge=1, le=4096, description="rank of the high-precision low-rank component")
     iters: int = Field(10, ge=1, le=1000, description="alternating decomposition iterations")
     budget_bits: float | None = Field(None, gt=0, le=16, description="average bits/param budget for the ILP (None = fixed bits)")
-    candidate_bits: list[int] = Field(default_factory=lambda: [2, 3, 4, 8], description="bit widths the ILP may pick")
+    candidate_bits: list[int] = Field(default_factory=lambda: [2, 3, 4, 8], min_length=1,
+                                      description="bit widths the ILP may pick (each 1-8)")
+
+    @field_validator("candidate_bits")
+    @classmethod
+    def _bits_in_range(cls, v: list[int]) -> list[int]:
+        bad = [b for b in v if not 1 <= b <= 8]
+        if bad:
+            raise ValueError(f"bit widths must be in 1..8, got {bad}")
+        return sorted(set(v))
 
 
 class QLLMConfig(Section):

@@ -344,7 +344,7 @@ def train_rank_policy(model: nn.Module, batches: list[torch.Tensor], cfg: DrrlCo
             R = rank_reward(st.kl, st.frac, cfg.lam)
             logp = torch.log_softmax(policy(f), -1)
             ent = -(logp.exp() * logp).sum(-1)
-            adv = (R - R.mean()) / (R.std() + 1e-8)
+            adv = (R - R.mean()) / (R.std(correction=0) + 1e-8)  # population std: 0 (not NaN) for one row
             loss = loss - (adv * logp.gather(1, a[:, None])[:, 0]).mean() - cfg.entropy * ent.mean()
             total += float(R.mean())
         opt.zero_grad()
