@@ -130,3 +130,27 @@ def test_tool_latency_is_paid_once_per_turn_with_searches(monkeypatch):
                    cfg=TurnConfig(max_turns=4, tool_latency_s=0.2), seed=0, max_len=64)
     # one turn of 4 parallel searches waits 0.2 s once; the answer turn calls no tool
     assert traj.batch.rewards.tolist() == [1.0] * 4 and slept == [0.2]
+
+
+def test_a_tool_output_that_would_overflow_the_context_ends_the_episode():
+    """Prompt 7 + call 7 = 14 tokens; the tool's 5 would make 19 > max_len 18: the episode ends with
+    context_limit before it, so no trajectory is longer than the model's context."""
+    tok = char_tokenizer()
+    traj = rollout(ScriptedEngine(tok, ["[kab.A]", "{mot}"]), tok, ENV, [Q], group_size=1,
+                   cfg=TurnConfig(max_turns=4, turn_tokens=4), seed=0, max_len=18)
+    b = traj.batch
+    assert b.finish_reasons == ("context_limit",) and b.rewards.tolist() == [0.0]
+    assert int(b.prompt_mask.sum() + b.completion_mask.sum()) == 14
+
+
+def test_prompt_ids_start_with_the_bos_the_engine_adds():
+    """A Llama-style tokenizer adds BOS when the engine encodes a context; the trainer's layout must hold the
+    same ids, or the behaviour log-probs belong to another sequence."""
+    from tokenizers import processors
+
+    tok = char_tokenizer()
+    tok._tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    traj = rollout(ScriptedEngine(tok, ["{mot}"]), tok, ENV, [Q], group_size=1, cfg=TurnConfig(max_turns=2),
+                   seed=0, max_len=64)
+    ids = traj.batch.prompt_ids[0][traj.batch.prompt_mask[0]].tolist()
+    assert ids == tok(Q.text)["input_ids"] and ids[0] == 1 and ids[1] != 1

@@ -119,3 +119,19 @@ def test_resuming_a_finished_run_keeps_its_clock_and_adds_no_evaluation(tmp_path
     assert [r for r in _rows_without_clock(out / "metrics.jsonl") if "eval/return_mean" in r] == evals
     assert again["time/train_seconds"] >= first["time/train_seconds"] > 0
     assert again["eval/return_mean"] == first["eval/return_mean"]
+
+
+def test_a_run_that_reached_its_target_stays_done_on_resume(tmp_path):
+    """stop_at_return reached at the first evaluation: --resume used to train on to total_steps and report
+    the resumed run's steps to target."""
+    out = tmp_path / "run"
+    args = ["train", str(RECIPES / "pqn_cartpole.yaml"), "num_steps=8", "total_steps=8192", "eval.every_steps=1024",
+            "eval.episodes=2", "eval.backend=torch", "eval.stop_at_return=1.0", "--out", str(out)]
+    assert main(args) == 0
+    first = json.loads((out / "summary.json").read_text())
+    rows = _rows_without_clock(out / "metrics.jsonl")
+    assert first["env/steps_to_target"] == 1024 and first["env/steps"] == 1024
+    assert main([*args, "--resume"]) == 0
+    again = json.loads((out / "summary.json").read_text())
+    assert _rows_without_clock(out / "metrics.jsonl") == rows
+    assert again["env/steps_to_target"] == 1024 and again["env/steps"] == 1024

@@ -165,3 +165,15 @@ def test_workers_exit_by_themselves_when_the_trainer_process_dies():
     while time.monotonic() < deadline and not all(_gone(p) for p in pids):
         time.sleep(0.1)
     assert all(_gone(p) for p in pids)  # each worker noticed it was re-parented within its 0.1 s poll
+
+
+def test_a_full_ring_of_large_env_groups_does_not_deadlock_the_pipes():
+    """ring 16 x 4096 envs: the replies fill the actor's pipe while its next requests fill the policy
+    worker's. The policy worker used to block in `send` without reading, the actor likewise, and the
+    trainer got no segment until sample_timeout_s. Replies now leave on their own thread."""
+    df = DataflowConfig(env_backend="torch", actors=1, ring=16, envs_per_group=4096, num_steps=2,
+                        sample_timeout_s=30, queue_size=64)
+    system, _ = _system(df)
+    with system:
+        segs = [system.next_segment() for _ in range(40)]
+    assert {s.group for s in segs} == set(range(16)) and all(s.obs.shape[:2] == (2, 4096) for s in segs)

@@ -19,6 +19,7 @@ long in wall time without using the CPU, as web search does: the regime asynchro
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -27,8 +28,11 @@ from pydantic import Field
 
 from rlx.agents.search_env import ANSWER_CLOSE, CALL_CLOSE, Question, SearchEnv, parse_action
 from rlx.config import Section
+from rlx.models.tokenizer import encode_prompt
 from rlx.rollout.base import SamplingParams, step_seed
 from rlx.types import RolloutBatch
+
+log = logging.getLogger(__name__)
 
 __all__ = ["TurnConfig", "Segment", "Trajectories", "layout", "rollout", "trace_segments"]
 
@@ -128,6 +132,23 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+_WARNED = {"round_trip": False}
+
+
+def _check_round_trip(tokenizer, context: str, prompt: list[int], segments: list[Segment]) -> None:
+    """The engine re-encodes each turn's context text, the trainer reads the concatenated ids; they must be
+    the same tokens, or the behaviour log-probs belong to another sequence. Character-level tokenizers
+    always agree; a BPE tokenizer whose merges cross a segment boundary may not: warn once."""
+    if _WARNED["round_trip"]:
+        return
+    ids = list(prompt) + [t for s in segments for t in s.ids]
+    if encode_prompt(tokenizer, context) != ids:
+        _WARNED["round_trip"] = True
+        log.warning("agent rollout: re-encoding a context gives other tokens than its segments (the tokenizer "
+                    "merges across a turn boundary); generation and training see different sequences, so the "
+                    "behaviour log-probs are off-policy for those rows")
+
+
 def trace_segments(tokenizer, env: SearchEnv, q: Question, stop_after: int | None = None) -> list[Segment]:
     """A demonstration (see `SearchEnv.trace`) as segments; policy segments end with nothing else (no EOS)."""
     return [Segment(tuple(_ids(tokenizer, text)), policy) for text, policy in env.trace(q, stop_after)]
@@ -142,7 +163,7 @@ def rollout(engine, tokenizer, env: SearchEnv, questions: list[Question], group_
     """
     rows = [q for q in questions for _ in range(group_size)]
     n = len(rows)
-    prompts = [_ids(tokenizer, q.text) for q in rows]
+    prompts = [encode_prompt(tokenizer, q.text) for q in rows]  # as the engine encodes it (BOS included)
     context = [q.text for q in rows]
     length = [len(x) for x in prompts]
     segments: list[list[Segment]] = [[] for _ in range(n)]
@@ -180,12 +201,16 @@ def rollout(engine, tokenizer, env: SearchEnv, questions: list[Question], group_
                 done[i], reason[i], answer[i] = True, "answer", action.content
             else:
                 searches[i] += 1
-                called = True
                 tool = env.search(rows[i], action.content)
                 tool_ids = _ids(tokenizer, tool)
+                if length[i] + len(tool_ids) > max_len:  # the answer would not fit in the model's context
+                    done[i], reason[i] = True, "context_limit"
+                    continue
+                called = True
                 segments[i].append(Segment(tuple(tool_ids), False))
                 length[i] += len(tool_ids)
                 context[i] += tool
+                _check_round_trip(tokenizer, context[i], prompts[i], segments[i])
         if called and cfg.tool_latency_s > 0:  # the tool's answers arrive after its latency (no CPU used)
             time.sleep(cfg.tool_latency_s)
     rewards = [env.reward(q, a) for q, a in zip(rows, answer)]

@@ -97,7 +97,8 @@ def run(cfg: Config, run: RunDir) -> dict:
     model, tokenizer = load_policy(cfg.model, seed=cfg.seed)
     model.to(device)
     max_len = model.config.max_position_embeddings
-    objective = build_objective(cfg.objective, max_new_tokens=cfg.rollout.turns.turn_tokens)
+    # seq-mean-token-sum-norm divides by the most policy tokens an episode can hold: every turn, not one
+    objective = build_objective(cfg.objective, max_new_tokens=cfg.rollout.turns.max_turns * cfg.rollout.turns.turn_tokens)
     tau = cfg.rollout.turns.temperature or 1.0  # the loss scores softmax(logits / tau); greedy turns: tau 1
     t, r, a = cfg.train, cfg.rollout, cfg.async_rl
     opt, sched = make_optimizer(model.parameters(), t.optim, max(1, t.steps))

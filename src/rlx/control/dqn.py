@@ -114,8 +114,9 @@ def run(cfg: Config, run: RunDir | None) -> dict:
                  "env": env_checkpoint(env, obs)}
         run.save_checkpoint(done * N, lambda d: save_torch_state(d, state))
 
+    end = num_iters if clock.steps_to_target is None else start  # a resumed run that reached its target is done
     with progress(num_iters * N, "dqn") as bar:
-        for it in range(start, num_iters):
+        for it in range(start, end):
             steps = (it + 1) * N
             eps = linear_epsilon(it * N, cfg.total_steps, cfg.eps_start, cfg.eps_end, cfg.exploration_fraction)
             with torch.no_grad():

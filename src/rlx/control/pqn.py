@@ -118,8 +118,9 @@ def run(cfg: Config, run: RunDir | None) -> dict:
 
     metrics: dict[str, torch.Tensor] = {}
     done = start  # updates completed
+    end = num_updates if clock.steps_to_target is None else start  # a resumed run that reached its target is done
     with progress(num_updates * per_update, "pqn") as bar:
-        for update in range(start, num_updates):
+        for update in range(start, end):
             steps = update * per_update
             eps = linear_epsilon(steps, cfg.total_steps, cfg.eps_start, cfg.eps_end, cfg.exploration_fraction)
             if cfg.lr_anneal:

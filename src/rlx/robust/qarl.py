@@ -286,8 +286,9 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         run.save_checkpoint(done * per_update, lambda d: save_torch_state(d, state))
 
     done = start
+    end = num_updates if clock.steps_to_target is None else start  # a resumed run that reached its target is done
     with progress(num_updates * per_update, f"qarl ({a.mode})") as bar:
-        for update in range(start, num_updates):
+        for update in range(start, end):
             eps = linear_epsilon(update * per_update, cfg.total_steps, cfg.eps_start, cfg.eps_end, cfg.exploration_fraction)
             if cfg.lr_anneal:
                 frac = 1.0 - update / num_updates

@@ -75,17 +75,59 @@ def policy_loop(conns: list[Connection], params: ParameterService, stop: Any, sp
     gen = torch.Generator().manual_seed(seed)
     version = params.pull(net, -1)
     frames = start_frames
-    while not should_stop(stop, parent):
-        requests = take_waiting(conns, POLL_S)
-        if not requests:
-            continue
-        version = params.pull(net, version)
-        obs, bounds = batch_requests(requests)
-        b = obs.shape[0]
-        with torch.no_grad():
-            q = net.q(torch.from_numpy(obs))
-        actions = epsilon_greedy(q, epsilon(frames), torch.rand(b, generator=gen),
-                                 torch.randint(0, spec.num_actions, (b,), generator=gen))
-        frames += b
-        for actor, reply in route_replies(requests, bounds, actions.numpy().astype(np.int64), version):
-            conns[actor].send(reply)
+    outbox = _Outbox(conns)  # replies go out on their own thread: reading requests never waits on a full pipe
+    try:
+        while not should_stop(stop, parent) and outbox.error is None:
+            requests = take_waiting(conns, POLL_S)
+            if not requests:
+                continue
+            version = params.pull(net, version)
+            obs, bounds = batch_requests(requests)
+            b = obs.shape[0]
+            with torch.no_grad():
+                q = net.q(torch.from_numpy(obs))
+            actions = epsilon_greedy(q, epsilon(frames), torch.rand(b, generator=gen),
+                                     torch.randint(0, spec.num_actions, (b,), generator=gen))
+            frames += b
+            for actor, reply in route_replies(requests, bounds, actions.numpy().astype(np.int64), version):
+                outbox.put(actor, reply)
+    finally:
+        outbox.close()
+    if outbox.error is not None and not should_stop(stop, parent):
+        raise outbox.error
+
+
+class _Outbox:
+    """Sends replies from a background thread, in order per actor.
+
+    The policy worker used to send each reply with a blocking `send` and read nothing meanwhile. An
+    actor with a ring sends its next request before reading its other replies. With a large ring of
+    large env groups, both pipes' buffers filled and both processes blocked in `send` forever. Queued
+    replies are bounded: each actor has at most `ring` requests outstanding."""
+
+    def __init__(self, conns: list[Connection]):
+        import queue
+        import threading
+
+        self.conns, self.error = conns, None
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="srl-policy-outbox", daemon=True)
+        self._thread.start()
+
+    def put(self, actor: int, reply: Any) -> None:
+        self._q.put((actor, reply))
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            try:
+                self.conns[item[0]].send(item[1])
+            except (BrokenPipeError, EOFError, OSError) as e:  # an actor went away: the trainer sees it exit
+                self.error = e
+                return
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=1.0)

@@ -50,7 +50,9 @@ class DataflowConfig(Section):
     num_steps: int = Field(16, ge=1, le=4096, description="steps per segment on the sample stream")
     queue_size: int = Field(8, ge=1, le=4096, description="capacity of the sample stream in segments (back-pressure)")
     max_staleness: int = Field(4, ge=0, le=1_000_000, description="drop segments acted by a policy more than this many versions old")
-    start_method: Literal["fork", "spawn", "forkserver"] = Field("fork", description="multiprocessing start method")
+    start_method: Literal["fork", "spawn"] = Field("fork", description="multiprocessing start method (not "
+                                                  "forkserver: its workers' parent is the fork server, and they "
+                                                  "stop as soon as they see a parent other than the trainer)")
     join_timeout_s: float = Field(5.0, gt=0, le=600, description="seconds a worker gets to stop before it is terminated")
     sample_timeout_s: float = Field(120.0, gt=0, le=86_400, description="fail if no segment arrives for this long")
 
@@ -99,7 +101,8 @@ class SRLSystem:
         pipes = [self.ctx.Pipe(duplex=True) for _ in range(self.cfg.actors)]
         policy_ends = [a for a, _ in pipes]
         procs = [("policy", policy_loop, (policy_ends, self._service, self._stop, self._spec, self._epsilon,
-                                          self._seed + 1, self._start_frames, parent))]
+                                          self._seed * 1_000_003 + 7919 * self._start_frames + 1,  # shifts on resume
+                                          self._start_frames, parent))]
         for i, (_, actor_end) in enumerate(pipes):
             seed = self._seed * 1_000_003 + 7919 * self._start_frames + 100 * (i + 1)
             procs.append((f"actor {i}", actor_loop, (i, actor_end, self.samples, self._stop, self._make_env,

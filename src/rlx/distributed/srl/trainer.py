@@ -101,7 +101,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         opt.load_state_dict(state["opt"])
         set_rng_state(state["rng"])
         start, version, dropped, generated = state["update"], state["version"], state["dropped"], state["generated"]
-        clock.next_eval = state["next_eval"]
+        clock.load_state_dict(state.get("clock", {"next_eval": state["next_eval"]}))
         run.truncate_metrics(start * per_update)
     elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
         run.truncate_metrics(-1)
@@ -115,8 +115,9 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     system = SRLSystem(df, EnvFactory(df.env_id, df.envs_per_group, df.env_backend),
                        NetSpec(spec.obs_dim, spec.num_actions, cfg.net), service, eps, cfg.seed, start * per_update)
     done = start
+    end = num_updates if clock.steps_to_target is None else start  # a resumed run that reached its target is done
     with system, progress(num_updates * per_update, "srl") as bar:
-        for update in range(start, num_updates):
+        for update in range(start, end):
             if cfg.lr_anneal:
                 for g in opt.param_groups:
                     g["lr"] = cfg.lr * (1.0 - update / num_updates)
@@ -168,5 +169,6 @@ def run(cfg: Config, run: RunDir | None) -> dict:
 def _save(run: RunDir, update: int, per_update: int, q_net, opt, clock: EvalClock, version: int, dropped: int,
           generated: int) -> None:
     state = {"q_net": q_net.state_dict(), "opt": opt.state_dict(), "rng": rng_state(), "update": update,
-             "next_eval": clock.next_eval, "version": version, "dropped": dropped, "generated": generated}
+             "next_eval": clock.next_eval, "clock": clock.state_dict(), "version": version, "dropped": dropped,
+             "generated": generated}
     run.save_checkpoint(update * per_update, lambda d: save_torch_state(d, state))
