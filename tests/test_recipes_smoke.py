@@ -142,3 +142,17 @@ def test_no_scoring_pass_when_the_update_is_on_policy_and_kl_is_off(tiny_model_d
     assert calls == []
     assert main([*args, "objective.kl_coef=0.05", "--out", str(tmp_path / "b")]) == 0
     assert len(calls) == 2 * 2  # old and reference log-probs, each step
+
+
+def test_resume_before_the_first_checkpoint_starts_over(tiny_model_dir, tmp_path):
+    """A run killed after its step-0 evaluation row but before its first checkpoint: `--resume` used to
+    raise FileNotFoundError, and the run directory (holding a row) refused a fresh start too."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 0, "eval/accuracy": 0.123}\n{"step": 1, "time/rollout": 9.9}\n')
+    args = ["train", str(ROOT / "recipes" / "arith_grpo.yaml"), f"model.path={tiny_model_dir}", *TINY]
+    assert main([*args, "--out", str(out)]) == 2  # holds a run: needs --resume
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "time/rollout" in r] == [1, 2]
+    assert not any(r.get("eval/accuracy") == 0.123 or r.get("time/rollout") == 9.9 for r in rows)

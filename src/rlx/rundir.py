@@ -205,6 +205,14 @@ class RunDir:
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
         self._metrics = _open_for_append(self.metrics_path)
 
+    def start_over(self) -> None:
+        """`--resume` found no checkpoint (the run was killed before its first): say so, drop the killed
+        run's rows, and let the trainer start from the beginning."""
+        import sys
+
+        print(f"--resume: no checkpoint in {self.checkpoint_dir}; starting from the beginning", file=sys.stderr)
+        self.truncate_metrics(-1)
+
     def metrics(self) -> list[dict[str, Any]]:
         return read_metrics(self.metrics_path)
 

@@ -120,8 +120,8 @@ def run(cfg: Config, run: RunDir) -> dict:
         gen.set_state(extra["generator"])
         run.truncate_metrics(start)
     elif run.resume:
-        raise FileNotFoundError(f"--resume: no checkpoint in {run.checkpoint_dir}")
-    else:
+        run.start_over()
+    if ckpt is None:
         if cfg.warm_start.steps:
             summary.update(warm_start(model, tokenizer, env, cfg.warm_start, cfg.seed, device))
         before = held_out_eval()

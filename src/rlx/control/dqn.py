@@ -97,7 +97,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         obs = restore_env(env, state.get("env"), obs)
         run.truncate_metrics(it * N)
     elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
-        run.truncate_metrics(-1)
+        run.start_over()
     target_every = max(1, cfg.target_update_interval // N)
     loss = torch.zeros(())
     metrics: dict[str, torch.Tensor] = {}

@@ -298,7 +298,7 @@ def train_offline(name: str, loop: OfflineLoop, learner, data: OfflineData, env_
         start = state["step"]
         run.truncate_metrics(start)
     elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
-        run.truncate_metrics(-1)
+        run.start_over()
     act = normalized_act(learner.policy, data)
     last: dict[str, float] = {}
 

@@ -292,7 +292,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         it, next_eval, ended, solved, last_eval = s["iter"], s["next_eval"], s["ended"], s["solved"], s["last_eval"]
         run.truncate_metrics(it * N)
     elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
-        run.truncate_metrics(-1)
+        run.start_over()
 
     def save(done: int) -> None:
         state = {"q_net": q_net.state_dict(), "target": target.state_dict(), "opt": opt.state_dict(),

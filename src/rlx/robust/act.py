@@ -190,7 +190,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         start = s["generation"]
         run.truncate_metrics(start)
     elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
-        run.truncate_metrics(-1)
+        run.start_over()
 
     def save(gen: int) -> None:
         state = {"phi": phi.detach().clone(), "opt": opt.state_dict(), "np_rng": rng.bit_generator.state,

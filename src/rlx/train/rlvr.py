@@ -153,7 +153,7 @@ def run(cfg: Config, run: RunDir) -> dict:
         sync()
         run.truncate_metrics(start)
     elif run.resume:
-        raise FileNotFoundError(f"--resume: no checkpoint in {run.checkpoint_dir}")
+        run.start_over()
     if not summary:
         before = held_out_eval()
         summary = {"eval/accuracy_before": before["eval/accuracy"]}

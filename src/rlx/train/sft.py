@@ -151,7 +151,7 @@ def run(cfg: Config, run: RunDir) -> dict:
         summary, critiques = extra.get("summary", {}), [tuple(r) for r in extra.get("cft", [])]
         run.truncate_metrics(start)
     elif run.resume:
-        raise FileNotFoundError(f"--resume: no checkpoint in {run.checkpoint_dir}")
+        run.start_over()
     if not summary:
         model.eval()
         before = evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics

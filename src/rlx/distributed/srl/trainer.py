@@ -104,7 +104,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
         clock.load_state_dict(state.get("clock", {"next_eval": state["next_eval"]}))
         run.truncate_metrics(start * per_update)
     elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
-        run.truncate_metrics(-1)
+        run.start_over()
 
     def act_greedy(o: torch.Tensor) -> torch.Tensor:
         return q_net.q(o).argmax(1)
