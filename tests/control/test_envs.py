@@ -2,6 +2,7 @@
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 from rlx.control.dqn import dqn_targets
@@ -109,3 +110,30 @@ def test_gym_vec_env_returns_true_final_obs_on_truncation():
     # same-step autoreset: obs is already the next episode's start; final_obs is the 4th state
     assert (out.obs.abs() <= 0.05).all() and not torch.equal(out.final_obs, out.obs)
     env.close()
+
+
+def test_per_dimension_action_bounds_are_refused_not_collapsed():
+    """EnvSpec holds one box for all action dimensions; an env with low [-1, -2] / high [1, 2] used to get
+    [-2, 2] for both, silently widening the first dimension's range. Now it is a config error."""
+    import gymnasium as gym
+    from gymnasium import spaces
+    from gymnasium.envs.registration import register
+
+    from rlx.config import ConfigError
+    from rlx.control.envs import make_vec_env
+
+    class Lopsided(gym.Env):
+        observation_space = spaces.Box(-1.0, 1.0, (2,))
+        action_space = spaces.Box(np.array([-1.0, -2.0], dtype=np.float32), np.array([1.0, 2.0], dtype=np.float32))
+
+        def reset(self, seed=None, options=None):
+            super().reset(seed=seed)
+            return np.zeros(2, np.float32), {}
+
+        def step(self, a):
+            return np.zeros(2, np.float32), 0.0, False, False, {}
+
+    register("RlxLopsided-v0", entry_point=Lopsided, max_episode_steps=5)
+    with pytest.raises(ConfigError, match=r"action bounds differ per dimension \(low \[-1.0, -2.0\]"):
+        make_vec_env("RlxLopsided-v0", 2, 0, "gymnasium")
+    assert make_vec_env("Pendulum-v1", 1, 0, "gymnasium").spec.action_high == 2.0

@@ -189,9 +189,17 @@ class GymVecEnv:
         if isinstance(act_space, gym.spaces.Discrete):
             self.spec = EnvSpec(int(np.prod(obs_space.shape)), int(act_space.n), 1, 0.0, 1.0, max_steps)
         else:
+            low, high = np.asarray(act_space.low), np.asarray(act_space.high)
+            if np.ptp(low) > 0 or np.ptp(high) > 0:  # EnvSpec holds one box for every action dimension
+                from rlx.config import ConfigError
+
+                self.env.close()
+                raise ConfigError(f"config error: env.id = {env_id!r}: its action bounds differ per dimension "
+                                  f"(low {low.tolist()}, high {high.tolist()}); rlx's continuous-control code "
+                                  "supports one [low, high] box for all dimensions")
             self.spec = EnvSpec(
                 int(np.prod(obs_space.shape)), 0, int(np.prod(act_space.shape)),
-                float(act_space.low.min()), float(act_space.high.max()), max_steps,
+                float(low.min()), float(high.max()), max_steps,
             )
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
