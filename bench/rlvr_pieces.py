@@ -66,8 +66,8 @@ def pieces(s: Setting, threads: int, log) -> None:
                     ("  same, HF forward, shared prompts", lambda: fwdbwd(g, lean=False)),
                     ("  same, HF forward, full rows", lambda: fwdbwd(g, lean=False, group=1)),
                     ("clip_grad_norm_", lambda: torch.nn.utils.clip_grad_norm_(list(model.parameters()), CLIP)),
-                    ("AdamW step, single-tensor (rlx)", single.step),
-                    ("AdamW step, fused=True (TRL)", fused.step)):
+                    ("AdamW step, single-tensor", single.step),
+                    ("AdamW step, fused (rlx, TRL)", fused.step)):
         log(f"  {name:34s} {cpu_ms(f):9.2f}")
     from torch.profiler import ProfilerActivity, profile
 
