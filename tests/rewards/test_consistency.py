@@ -15,11 +15,15 @@ def test_majority_answer_scores_and_unparsed_never_do():
     torch.testing.assert_close(share, torch.tensor([0.5, 0.25, 0.0]))
 
 
-def test_min_share_zeroes_weak_majorities_and_ties_go_to_the_first():
+def test_min_share_zeroes_weak_majorities_and_a_tie_has_no_label():
+    """A tie at the top (2-2) or all-different answers give no pseudo-label: the group scores 0 whatever the
+    sample order (the first-seen answer used to win, so order decided which answer was 'correct')."""
     answers = ["1", "2", "2", "1", "3", "3", "3", "9"]
     r, _ = self_consistency_rewards(answers, 4, min_share=0.6)
-    assert r.tolist() == [0, 0, 0, 0, 1, 1, 1, 0]  # group 1's majority (0.5) is too weak
-    r, _ = self_consistency_rewards(answers, 4)
-    assert r.tolist() == [1, 0, 0, 1, 1, 1, 1, 0]  # tie 1 vs 2: the answer seen first wins
+    assert r.tolist() == [0, 0, 0, 0, 1, 1, 1, 0]  # group 1 ties; group 2's majority 0.75 passes
+    r, share = self_consistency_rewards(answers, 4)
+    assert r.tolist() == [0, 0, 0, 0, 1, 1, 1, 0] and share.tolist() == [0.0, 0.75]
+    r, share = self_consistency_rewards(["1", "2", "3", "4", None, None, "5", None], 4)
+    assert r.tolist() == [0, 0, 0, 0, 0, 0, 1, 0] and share.tolist() == [0.0, 0.25]  # lone parsed answer wins
     with pytest.raises(ValueError, match="multiple"):
         self_consistency_rewards(answers, 3)

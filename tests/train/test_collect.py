@@ -160,3 +160,30 @@ def test_reward_workers_give_the_same_batch_and_count_failures():
                       errors)
         outs.append((out.batch.rewards.tolist(), out.metrics["rollout/reward_errors"]))
     assert outs[0] == outs[1] == ([0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0], 2.0)
+
+
+def test_under_self_consistency_the_outcomes_training_reads_are_pseudo_labels():
+    """The difficulty pool, the mixture weights and the pruner read `attempts` / verdicts: with
+    reward.source self_consistency those are the pseudo-labels, never the verifier's verdicts."""
+    task = make_task(ArithmeticConfig(reward={"source": "self_consistency"}))
+    engine = AnswerEngine(task, ["right"])
+    engine.problems = task.train_problems(2, seed=0)
+    out = collect(engine, task, TOK, RolloutConfig(prompts_per_step=2, group_size=4), ObjectiveConfig(), 0,
+                  RewardErrors())
+    # each group: two samples agree with the majority answer (right for prompt 0, wrong for prompt 1)
+    assert [c for _, c, _ in out.attempts] == [2, 2]
+    assert out.metrics["rollout/accuracy"] == 3 / 8  # the verifier's verdicts are still reported
+
+
+def test_a_mixture_reads_each_tasks_own_reward_source():
+    """reward.source set on the second task of a mixture used to be ignored (collect read the mixture's)."""
+    from rlx.tasks.config import MixtureConfig
+
+    mix = make_task(MixtureConfig(tasks=[ArithmeticConfig(), ArithmeticConfig(reward={"source": "self_consistency"})],
+                                  weights=[0.0, 1.0]))
+    engine = AnswerEngine(mix, ["right"])
+    engine.problems = mix.train_problems(2, seed=0)
+    out = collect(engine, mix, TOK, RolloutConfig(prompts_per_step=2, group_size=4), ObjectiveConfig(), 0,
+                  RewardErrors())
+    assert out.batch.rewards.tolist() == [1.0, 1.0, 0.0, 0.0] * 2  # majority answer, right or wrong
+    assert "rollout/pseudo_label_agreement" in out.metrics

@@ -194,3 +194,32 @@ def test_logged_lr_is_the_rate_the_step_used(tiny_model_dir):
     assert update(model, obj, Prepared(batch, adv.advantages, None, None), opt, sched, minibatches=1, **kw)["train/lr"] == 0.25
     assert update(model, obj, Prepared(batch, adv.advantages, None, None), opt, sched, minibatches=2, **kw)["train/lr"] == \
         pytest.approx((0.5 + 0.75) / 2)
+
+
+def test_rows_that_share_ids_but_not_the_mask_are_not_a_shared_prompt(tiny_model_dir):
+    """pad id == a real leading token: [5, 7, 8] fully real vs [pad=5, 7, 8]. Same ids, different prompts;
+    the shared paths used the first row's mask for both, now they are not taken."""
+    from rlx.train.logprobs import groups_share_prompts
+
+    model, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    pid = torch.tensor([[5, 7, 8], [5, 7, 8]])
+    pm = torch.tensor([[True, True, True], [False, True, True]])
+    cid, cm = torch.tensor([[9, 10], [9, 10]]), torch.ones(2, 2, dtype=torch.bool)
+    assert groups_share_prompts(pid, 2) and not groups_share_prompts(pid, 2, pm)
+    with torch.no_grad():
+        ref = sequence_logprobs(model, pid, pm, cid, cm, group_size=1, lean=False)[0]
+        for lean in (True, False):
+            got = sequence_logprobs(model, pid, pm, cid, cm, group_size=2, lean=lean)[0]
+            assert torch.allclose(got, ref, atol=1e-5)
+
+
+def test_a_right_padded_prompt_takes_the_general_forward(tiny_model_dir):
+    """The lean path reads the last prompt position as the predictor of the first completion token; a
+    right-padded prompt (no caller in rlx makes one) gets the HF forward's answer, not a wrong one."""
+    model, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    pid, pm = torch.tensor([[5, 7, 0]]), torch.tensor([[True, True, False]])
+    cid, cm = torch.tensor([[9, 10]]), torch.ones(1, 2, dtype=torch.bool)
+    with torch.no_grad():
+        a = sequence_logprobs(model, pid, pm, cid, cm, lean=True)[0]
+        b = sequence_logprobs(model, pid, pm, cid, cm, lean=False)[0]
+    assert torch.allclose(a, b, atol=1e-6)

@@ -7,17 +7,19 @@ is the pseudo-label, and
     r_i = 1  if answer_i is parsed and equals the group's majority answer (held by >= min_share of G)
     r_i = 0  otherwise (unparsed answers never score: the format constraint against reward hacking)
 
-No reference answer is read. A group whose majority is too weak (share < min_share) gets all zeros,
-so it carries no signal. `correct` (the ground-truth verdict) is still measured for reporting only.
+The majority must be strict: an answer held by more samples than any other. A group with no such
+answer (all answers different, or a tie at the top) has no pseudo-label and gets all zeros; before
+session 10 the tie went to the answer seen first, so sample order picked the "correct" one. A group
+whose majority is too weak (share < min_share) also gets all zeros, so it carries no signal. No
+reference answer is read. `correct` (the ground-truth verdict) is still measured for reporting only.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import torch
-
-from rlx.evaluation.vote import weighted_vote
 
 __all__ = ["self_consistency_rewards"]
 
@@ -30,9 +32,11 @@ def self_consistency_rewards(answers: Sequence[str | None], group_size: int, min
     rewards, shares = [], []
     for b in range(0, len(answers), group_size):
         group = answers[b:b + group_size]
-        win = weighted_vote(group)
-        label = group[win] if win is not None else None
-        share = sum(a == label for a in group) / group_size if label is not None else 0.0
+        counts = Counter(a for a in group if a is not None)
+        top = counts.most_common(2)
+        strict = bool(top) and (len(top) == 1 or top[0][1] > top[1][1])
+        label = top[0][0] if strict else None
+        share = counts[label] / group_size if label is not None else 0.0
         ok = label is not None and share >= min_share
         rewards += [float(ok and a == label) for a in group]
         shares.append(share)

@@ -81,7 +81,13 @@ class MixtureTask:
         return self._of(problem).reference_completion(problem)
 
     def extract_answer(self, completion: str) -> str | None:
+        """The target task's extraction (the protocol gives no problem); `leaf(problem)` gives the task a
+        problem came from, with its own answer format and reward settings."""
         return self.tasks[0].extract_answer(completion)
+
+    def leaf(self, problem: Problem):
+        """The mixed task `problem` was drawn from."""
+        return self._of(problem)
 
     def score(self, completion: str, problem: Problem) -> Score:
         return self._of(problem).score(completion, problem)

@@ -87,16 +87,24 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
         rewards = torch.tensor([s.reward for s in scores], dtype=torch.float32)
         correct = torch.tensor([s.correct for s in scores], dtype=torch.bool)
         parsed = torch.tensor([s.parsed for s in scores], dtype=torch.bool)
-        reward_cfg = getattr(getattr(task, "cfg", None), "reward", None)
-        if reward_cfg is not None and reward_cfg.source == "self_consistency":  # paper spark: no reference
-            sc, share = self_consistency_rewards([task.extract_answer(t) for t in gen.texts], g,
+        # paper spark: groups whose task rewards self-consistency read no reference; their pseudo-labels also
+        # stand in for the verdicts wherever training reads outcomes (pruner, difficulty pool, mixture weights)
+        verdict = correct.clone()
+        for k, problem in enumerate(problems):
+            leaf = task.leaf(problem) if hasattr(task, "leaf") else task
+            reward_cfg = getattr(getattr(leaf, "cfg", None), "reward", None)
+            if reward_cfg is None or reward_cfg.source != "self_consistency":
+                continue
+            rows = slice(k * g, (k + 1) * g)
+            sc, share = self_consistency_rewards([leaf.extract_answer(t) for t in gen.texts[rows]], g,
                                                  reward_cfg.consistency_min_share)
-            rewards = reward_cfg.correct * sc + reward_cfg.format * parsed.float()
-            pseudo_correct += (sc.bool() == correct).tolist()
+            rewards[rows] = reward_cfg.correct * sc + reward_cfg.format * parsed[rows].float()
+            verdict[rows] = sc.bool()
+            pseudo_correct += (sc.bool() == correct[rows]).tolist()
             shares.append(share)
         if pruner is not None:  # paper arrol: the head learns from the survivors' verdicts
-            prune_metrics = pruner.observe(correct)
-        attempts += [(p, int(c), g) for p, c in zip(problems, correct.view(-1, g).sum(1).tolist())]
+            prune_metrics = pruner.observe(verdict)
+        attempts += [(p, int(c), g) for p, c in zip(problems, verdict.view(-1, g).sum(1).tolist())]
         all_rewards.append(rewards), all_correct.append(correct), all_parsed.append(parsed)
         lengths.append(gen.completion_mask.sum(1).float())
         truncated.append(torch.tensor([f == "length" for f in gen.finish_reasons], dtype=torch.float32))

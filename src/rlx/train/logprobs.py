@@ -20,13 +20,20 @@ from rlx.train.fast_logits import is_prefix_mask, packed_completion_logits, trai
 __all__ = ["sequence_logprobs", "groups_share_prompts", "score_batch"]
 
 
-def groups_share_prompts(prompt_ids: torch.Tensor, group_size: int) -> bool:
-    """True when rows come in contiguous groups of `group_size` with identical prompts."""
+def groups_share_prompts(prompt_ids: torch.Tensor, group_size: int, prompt_mask: torch.Tensor | None = None) -> bool:
+    """True when rows come in contiguous groups of `group_size` with identical prompts: the same ids and,
+    when given, the same mask (a pad id equal to a real leading token made two different prompts look
+    alike, and the shared paths used the first row's mask for both)."""
     n = prompt_ids.shape[0]
     if group_size <= 1 or n % group_size:
         return False
     grouped = prompt_ids.view(n // group_size, group_size, -1)
-    return bool((grouped == grouped[:, :1]).all())
+    if not bool((grouped == grouped[:, :1]).all()):
+        return False
+    if prompt_mask is None:
+        return True
+    masks = prompt_mask.view(n // group_size, group_size, -1)
+    return bool((masks == masks[:, :1]).all())
 
 
 @cache
@@ -108,8 +115,10 @@ def sequence_logprobs(
     if not temperature > 0:
         raise ValueError(f"sequence_logprobs: temperature must be > 0, got {temperature}")
     t = completion_ids.shape[1]
-    shared = groups_share_prompts(prompt_ids, group_size)
-    if value_head is None and lean and train_path_blocker(model) is None and is_prefix_mask(completion_mask):
+    shared = groups_share_prompts(prompt_ids, group_size, prompt_mask)
+    left_padded = bool(prompt_mask[:, -1].all()) if prompt_mask.numel() else True  # the lean path reads P-1
+    if (value_head is None and lean and left_padded and train_path_blocker(model) is None
+            and is_prefix_mask(completion_mask)):
         return _lean_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
                               group_size if shared else 1, with_entropy, entropy_grad, temperature)
     if value_head is None and shared:

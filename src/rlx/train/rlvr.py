@@ -96,8 +96,8 @@ def run(cfg: Config, run: RunDir) -> dict:
     engine_kwargs = {"gpu_memory_utilization": cfg.rollout.gpu_memory_utilization} if cfg.rollout.engine == "vllm" else {}
     ahead = None
     if cfg.rollout.staleness:  # samples from its own copy; π_old from the engine unless TIS needs the trainer's
-        ahead = RolloutAhead(model, forward=not engine_logprobs_exact(cfg.rollout) or cfg.objective.tis_cap is not None,
-                             temperature=tau)
+        exact = engine_logprobs_exact(cfg.rollout, next(model.parameters()).dtype)
+        ahead = RolloutAhead(model, forward=not exact or cfg.objective.tis_cap is not None, temperature=tau)
     engine = make_engine(cfg.rollout.engine, ahead.behaviour if ahead else model, tokenizer, **engine_kwargs)
 
     def sync() -> None:
