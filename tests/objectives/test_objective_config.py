@@ -148,3 +148,23 @@ def test_w_reinforce_needs_rewards_on_either_side_of_its_threshold(reward, ok):
     else:
         with pytest.raises(ConfigError, match="counts a sample as correct when its reward > correct_threshold"):
             build_config(Config, data)
+
+
+def test_answer_reading_objectives_need_one_answer_format_in_a_mixture():
+    from rlx.train.rlvr_config import Config
+
+    base = {"kind": "rlvr", "model": {"path": "assets/arith-base"}, "objective": {"dispersion_floor": 0.5}}
+    mixed = {"name": "mixture", "tasks": [{"name": "arithmetic"}, {"name": "countdown", "answer_format": "tags"}]}
+    with pytest.raises(ConfigError, match="differ in"):
+        build_config(Config, {**base, "task": mixed})
+    build_config(Config, {**base, "task": {"name": "mixture", "tasks": [{"name": "arithmetic"}, {"name": "arithmetic"}]}})
+
+
+def test_ssl_pretexts_refuse_spaced_equations():
+    with pytest.raises(ConfigError, match="source.spaced must be false"):
+        from rlx.tasks import TaskConfig
+
+        class R(Section):
+            task: TaskConfig
+
+        build_config(R, {"task": {"name": "ssl", "source": {"spaced": True}}})

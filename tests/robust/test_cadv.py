@@ -123,3 +123,13 @@ def test_sft_with_cadv_runs_and_reports(tmp_path, base_model_dir, mode, utility)
     assert sum(key in r for r in rows) == 3 and all(math.isfinite(r[key]) for r in rows if key in r)
     if utility == 0:  # no clean loss was computed: the logged total is the adversarial term alone
         assert all(r["train/utility_loss"] == 0.0 and r["train/loss"] == pytest.approx(r[key]) for r in rows if key in r)
+
+
+def test_cadv_needs_plain_arithmetic(tmp_path, capsys):
+    """The behaviours are a bare off-by-one number vs the reference completion: with boxed answers the
+    harmful and safe completions differ in format, not only in the number, so it is a config error."""
+    from rlx.cli import main
+
+    assert main(["sft", "recipes/arith_cadv.yaml", "task.answer_format=boxed", "train.steps=1",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "train.cadv" in capsys.readouterr().err

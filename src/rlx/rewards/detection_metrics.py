@@ -73,7 +73,8 @@ def human_survival(scores, human_scores) -> np.ndarray:
     machine-like as s or more. Paper: stealthrl (evasion term of the reward, scale-free across
     detector families).
 
-    A text flagged at the 1%-FPR threshold has e < 0.01; a typical human text has e ~ 0.5; a text
+    A text flagged at the 1%-FPR threshold has e <= 0.01 (a text exactly at the threshold is not flagged and
+    can still get e = 0.01 or less when fpr * n is not an integer); a typical human text has e ~ 0.5; a text
     more human-like than every calibration human has e = 1.
     """
     h = np.sort(_as_1d(human_scores))

@@ -21,7 +21,8 @@ with the unlikelihood UL(y | .) = -mean_t log(1 - p(y_t | y_<t, .)) (`unlikeliho
 harmful tokens from the first one that differs from the safe completion (a shared prefix, 4 in 48 vs 49,
 is the safe answer's too).
 
-C-AdvIPO needs no utility data: IPO on the attacked prompt against a frozen reference on the clean one,
+The paper's C-AdvIPO needs no utility data: IPO on the attacked prompt against a frozen reference on the clean
+one. rlx adds `utility` x the clean SFT loss in both modes (set `utility: 0` for the paper's form),
 
     h = [log pi(y_s | x + delta*) - log pi_ref(y_s | x)] - [log pi(y_h | x + delta*) - log pi_ref(y_h | x)]
     L = (h - 1 / (2 beta))^2                                                                     (3) `ipo_loss`
@@ -66,7 +67,8 @@ class CAdvConfig(Section):
     step_size: float = Field(0.25, gt=0, description="PGD step as a fraction of eps")
     toward: float = Field(1.0, ge=0, description="ul: weight of CE toward the safe completion under attack")
     away: float = Field(0.2, ge=0, description="ul: weight of the unlikelihood of the harmful completion under attack")
-    utility: float = Field(4.0, ge=0, description="weight of the clean SFT loss on the task's problems (ul; 0 drops it)")
+    utility: float = Field(4.0, ge=0, description="weight of the clean SFT loss on the task's problems, in both modes "
+                           "(0 drops it: the paper's C-AdvIPO uses none)")
     beta: float = Field(0.5, gt=0, description="ipo: IPO's beta (target margin 1 / (2 beta))")
     eval_eps: float = Field(0.1, gt=0, description="report's PGD radius (and twice it), same units as eps")
     eval_n: int = Field(100, ge=0, description="held-out behaviours for the final attack report (0: none)")

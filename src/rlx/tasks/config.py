@@ -159,6 +159,13 @@ class SSLConfig(TaskBase):
         "reversed: say whether the equation text is written backwards (1) or not (0)")
     source: ArithmeticConfig = Field(default_factory=ArithmeticConfig, description="the equations the pretexts are made from")
 
+    @model_validator(mode="after")
+    def _unspaced(self) -> "SSLConfig":
+        if self.source.spaced:
+            raise ValueError("source.spaced must be false (the pretexts are built character by character from "
+                             "unspaced equations)")
+        return self
+
 
 class VideoConfig(TaskBase):
     """Synthetic long-"video" QA: temporal questions over a seeded sequence of frames (paper longvideo)."""

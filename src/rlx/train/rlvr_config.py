@@ -108,6 +108,12 @@ class Config(Section):
                         f"{r.format} a correct answer can score {r.correct + min(0.0, r.format)} and a wrong one "
                         f"{max(0.0, r.format)}: set the weights or objective.correct_threshold so that they fall "
                         f"on either side")
+        needs_answers = self.objective.uncertainty_alpha > 0 or self.objective.dispersion_floor is not None
+        if needs_answers and self.task.name == "mixture":
+            kinds = {(t.name, getattr(t, "answer_format", None)) for t in self.task.tasks}
+            if len(kinds) > 1:
+                raise ValueError(f"objective.uncertainty_alpha / dispersion_floor read each group's answers with the "
+                                 f"mixture's first task; its tasks differ in (name, answer_format): {sorted(kinds)}")
         if self.difficulty.enabled and self.task.name == "mixture":
             raise ValueError("difficulty with task.name = 'mixture': curate the pool of one task, or mix tasks")
         if self.rollout.staleness:

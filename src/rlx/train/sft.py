@@ -135,6 +135,10 @@ def run(cfg: Config, run: RunDir) -> dict:
     adv = cfg.train.cadv
     if adv.enabled and adv.mode == "ul" and cfg.train.pear.enabled:
         raise ConfigError("config error: train.cadv.mode = 'ul' with train.pear: pick one reweighting of the SFT loss")
+    if (adv.enabled or adv.reports) and (cfg.task.name != "arithmetic" or cfg.task.answer_format != "plain"):
+        raise ConfigError(f"config error: train.cadv: its behaviours are plain-arithmetic off-by-one answers (a bare "
+                          f"number vs the reference); task.name = {cfg.task.name!r} with answer_format = "
+                          f"{getattr(cfg.task, 'answer_format', None)!r} needs task.name: arithmetic, answer_format: plain")
     if cfg.train.cft.enabled and (adv.enabled or cfg.train.pear.enabled):
         raise ConfigError("config error: train.cft with train.cadv or train.pear: critique data replaces the task's "
                           "reference completions; combine it with neither")
