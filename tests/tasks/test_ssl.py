@@ -60,3 +60,16 @@ def test_pretexts_never_use_an_equation_the_arithmetic_task_holds_out():
         problems = task.train_problems(600, seed=3) + task.heldout(200)
         lhs = {p.meta["equation"].split("=")[0] for p in problems}
         assert len(lhs) > 300 and not lhs & held
+
+
+def test_no_held_out_equation_is_trained_on_under_another_mask_or_orientation():
+    """The split follows the equation, not the pretext question (22 of 3000 masked-digit training draws and
+    13 reversed ones used a held-out equation before)."""
+    from rlx.tasks import make_task
+    from rlx.tasks.config import SSLConfig
+
+    for pretext in ("masked_digit", "reversed"):
+        task = make_task(SSLConfig(pretext=pretext))
+        held = {p.meta["equation"] for p in task.heldout(100)}
+        train = {p.meta["equation"] for p in task.train_problems(3000, seed=0)}
+        assert held and not held & train

@@ -136,3 +136,13 @@ def test_recipe_smoke(tiny_model_dir, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "time/rollout" in r] == [1, 2]
     assert (tmp_path / "run" / "checkpoints" / "step_00000002" / "model" / "adapter_config.json").is_file()
+
+
+def test_the_split_follows_the_relation_so_b_plus_a_is_not_trained_when_a_plus_b_is_held_out(task):
+    """'42+18=60' and '18+42=60' state one relation with the same valid paraphrases; 108 of 2000 training
+    draws shared a relation with one of 100 held-out problems before."""
+    from rlx.rewards.stealth import relation
+
+    held = {relation(p.question) for p in task.heldout(100)}
+    train = {relation(p.question) for p in task.train_problems(2000, seed=0)}
+    assert held and not held & train

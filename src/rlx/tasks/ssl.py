@@ -90,8 +90,10 @@ class SSLTask(VerifiableTask):
                     continue
                 question, answer = eq[:i] + "?" + eq[i + 1:], eq[i]
             meta = {"pretext": self.cfg.pretext, "equation": eq}
-            return Problem(id=problem_id(f"ssl-{self.cfg.pretext}", question), question=question, answer=answer,
-                           meta=meta)
+            # the split (the id's first 8 hex digits) follows the equation, so a held-out equation is never
+            # trained on under another mask or orientation; the rest keeps pretext questions distinct
+            pid = problem_id("ssl", eq)[:8] + problem_id(f"ssl-{self.cfg.pretext}", question)[:8]
+            return Problem(id=pid, question=question, answer=answer, meta=meta)
         raise RuntimeError(f"no maskable equation in {_DRAWS} draws")  # pragma: no cover - every a+b=c has one
 
     _verify = ArithmeticTask._verify  # a digit answer, compared as a number

@@ -129,7 +129,10 @@ class StealthTask(VerifiableTask):
     def _sample(self, rng: random.Random) -> Problem:
         a, b = rng.randint(self.cfg.min_value, self.cfg.max_value), rng.randint(self.cfg.min_value, self.cfg.max_value)
         text = machine_text(a, b)
-        return Problem(id=problem_id(self.name, text), question=text, answer=text, meta={"a": a, "b": b})
+        # the split follows the meaning (a+b and b+a are one relation with the same valid paraphrases); the
+        # id's second half keeps the two orders distinct problems
+        pid = problem_id(self.name, str(relation(text)))[:8] + problem_id(self.name, text)[:8]
+        return Problem(id=pid, question=text, answer=text, meta={"a": a, "b": b})
 
     def human_texts(self, n: int, seed: int) -> list[str]:
         """`n` fresh human texts (for evaluation; disjoint seeds from the detectors' own texts)."""
