@@ -24,7 +24,6 @@ from dataclasses import replace
 
 import torch
 
-from rlx.config import ConfigError
 from rlx.evaluation.evaluate import evaluate, write_passk_counts
 from rlx.models import load_policy, save_model
 from rlx.objectives.build import build_objective
