@@ -234,3 +234,19 @@ def test_llama_style_bos_once_and_the_same_ids_as_sft():
     assert torch.all(gen.prompt_ids[~gen.prompt_mask] == EOS)
     rows, labels = prompt_completion_rows(tok, [chat], ["49"])
     assert rows[0][:len(want)] == want and labels[0][:len(want)] == [-100] * len(want)
+
+
+def test_generate_ids_takes_the_ids_as_given(eosy):
+    """`generate_ids` equals `generate` on the encoded prompts, and uses ids that no text would encode to
+    (a multi-turn context of concatenated segments) as they are."""
+    from rlx.models.tokenizer import encode_prompt
+
+    model, tok = eosy
+    eng = HFEngine(model, tok)
+    params = SamplingParams(max_new_tokens=5, n=2)
+    a = eng.generate(PROMPTS, params, seed=3)
+    b = eng.generate_ids([encode_prompt(tok, p) for p in PROMPTS], params, seed=3)
+    assert torch.equal(a.completion_ids, b.completion_ids) and a.texts == b.texts
+    odd = [[1, 1, 20, 21], [22]]  # a doubled BOS: encode_prompt of any text gives one
+    g = eng.generate_ids(odd, params, seed=0)
+    assert g.prompt_ids[0][g.prompt_mask[0]].tolist() == odd[0] and g.prompt_ids[2][g.prompt_mask[2]].tolist() == odd[1]

@@ -136,9 +136,9 @@ _WARNED = {"round_trip": False}
 
 
 def _check_round_trip(tokenizer, context: str, prompt: list[int], segments: list[Segment]) -> None:
-    """The engine re-encodes each turn's context text, the trainer reads the concatenated ids; they must be
-    the same tokens, or the behaviour log-probs belong to another sequence. Character-level tokenizers
-    always agree; a BPE tokenizer whose merges cross a segment boundary may not: warn once."""
+    """An engine without `generate_ids` re-encodes each turn's context text, the trainer reads the concatenated
+    ids; they must be the same tokens, or the behaviour log-probs belong to another sequence. Character-level
+    tokenizers always agree; a BPE tokenizer whose merges cross a segment boundary may not: warn once."""
     if _WARNED["round_trip"]:
         return
     ids = list(prompt) + [t for s in segments for t in s.ids]
@@ -182,7 +182,11 @@ def rollout(engine, tokenizer, env: SearchEnv, questions: list[Question], group_
                 active.remove(i)
         if not active:
             break
-        gen = engine.generate([context[i] for i in active], params, seed=step_seed(seed, turn))
+        if hasattr(engine, "generate_ids"):  # the hf engine samples from exactly the ids the trainer reads
+            ids_in = [list(prompts[i]) + [t for seg in segments[i] for t in seg.ids] for i in active]
+            gen = engine.generate_ids(ids_in, params, seed=step_seed(seed, turn))
+        else:  # any RolloutEngine: it re-encodes the context text (checked below for tool turns)
+            gen = engine.generate([context[i] for i in active], params, seed=step_seed(seed, turn))
         lengths = gen.completion_mask.sum(1).tolist()
         called = False
         for r, i in enumerate(active):
@@ -210,7 +214,8 @@ def rollout(engine, tokenizer, env: SearchEnv, questions: list[Question], group_
                 segments[i].append(Segment(tuple(tool_ids), False))
                 length[i] += len(tool_ids)
                 context[i] += tool
-                _check_round_trip(tokenizer, context[i], prompts[i], segments[i])
+                if not hasattr(engine, "generate_ids"):
+                    _check_round_trip(tokenizer, context[i], prompts[i], segments[i])
         if called and cfg.tool_latency_s > 0:  # the tool's answers arrive after its latency (no CPU used)
             time.sleep(cfg.tool_latency_s)
     rewards = [env.reward(q, a) for q, a in zip(rows, answer)]

@@ -147,8 +147,15 @@ class HFEngine:
         `prune.keep_per_group` of the `params.n` rows per prompt after `prune.at_tokens` tokens."""
         if not prompts:
             raise ConfigError("config error: prompts: need at least one prompt")
+        return self.generate_ids([encode_prompt(self.tokenizer, p) for p in prompts], params, seed, prune)
+
+    def generate_ids(self, prompts: list[list[int]], params: SamplingParams, seed: int, prune=None) -> Generation:
+        """`generate` from prompt token ids, used as given (no re-encoding): a multi-turn rollout whose
+        context is concatenated segments samples from exactly the tokens the trainer will read."""
+        if not prompts:
+            raise ConfigError("config error: prompts: need at least one prompt")
         device = next(self.model.parameters()).device
-        ids, mask = left_pad([encode_prompt(self.tokenizer, p) for p in prompts], self.pad_token_id)
+        ids, mask = left_pad([list(p) for p in prompts], self.pad_token_id)
         ids, mask = ids.to(device), mask.to(device)  # [B, P] each
         empty = (~mask.any(-1)).nonzero()
         if len(empty):
