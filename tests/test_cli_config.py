@@ -123,3 +123,25 @@ def test_a_missing_cuda_device_is_a_config_error_and_leaves_no_run(tmp_path, cap
     assert "CUDA is not available" in capsys.readouterr().err and not out.exists()
     assert main(["train", "recipes/arith_grpo.yaml", "model.device=gpu0", "--out", str(out)]) == 2
     assert "not a torch device" in capsys.readouterr().err and not out.exists()
+
+
+def test_resume_accepts_a_run_whose_config_predates_new_fields_at_their_default(tmp_path):
+    """A field added to rlx after a run started is absent from its config.yaml: at its default it is not a
+    difference (session 10 added eval.top_p / top_k / stop); set to something else, it still is."""
+    from rlx.cli import _same_config_or_error
+    from rlx.config import build_config, dump_yaml
+    from rlx.train.rlvr_config import Config
+
+    cfg = build_config(Config, {"kind": "rlvr", "model": {"path": "assets/arith-base"}, "task": {"name": "arithmetic"}})
+    text = dump_yaml(cfg)
+    import yaml
+
+    data = yaml.safe_load(text)
+    for k in ("top_p", "top_k", "stop"):
+        data["eval"].pop(k)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(data))
+    _same_config_or_error(tmp_path, text, cfg)  # no error
+    changed = build_config(Config, {"kind": "rlvr", "model": {"path": "assets/arith-base"},
+                                    "task": {"name": "arithmetic"}, "eval": {"top_p": 0.9}})
+    with pytest.raises(ConfigError, match="eval.top_p"):
+        _same_config_or_error(tmp_path, dump_yaml(changed), changed)

@@ -82,7 +82,7 @@ def run_recipe(recipe: str, overrides: list[str], out: str | Path | None, resume
     out_path = Path(out) if out else default_out(recipe)
     fresh = not out_path.exists()
     if resume:
-        _same_config_or_error(out_path, dump_yaml(cfg))
+        _same_config_or_error(out_path, dump_yaml(cfg), cfg)
     run = RunDir(out_path, dump_yaml(cfg), resume=resume)
     try:
         summary = module.run(cfg, run)
@@ -111,7 +111,23 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _same_config_or_error(out_path: Path, config_yaml: str) -> None:
+def _field_default(cfg: Any, dotted: str) -> Any:
+    """The default of config field `a.b.c` of `cfg` (a sentinel when the path is not a plain field)."""
+    obj, parts = cfg, dotted.split(".")
+    for p in parts[:-1]:
+        obj = getattr(obj, p, None)
+    fields = getattr(type(obj), "model_fields", {})
+    if parts[-1] not in fields:
+        return _NO_DEFAULT
+    f = fields[parts[-1]]
+    value = f.default_factory() if f.default_factory is not None else f.default
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+_NO_DEFAULT = object()
+
+
+def _same_config_or_error(out_path: Path, config_yaml: str, cfg: Any = None) -> None:
     """--resume continues exactly only with the config that started the run: refuse a different one
     (before config.yaml is rewritten), naming the fields that differ. Step counts (fields named
     `...steps`, e.g. `total_steps=2048` to train a finished run for longer) may change."""
@@ -121,8 +137,10 @@ def _same_config_or_error(out_path: Path, config_yaml: str) -> None:
     import yaml
 
     old, new = _flat(yaml.safe_load(saved.read_text()) or {}), _flat(yaml.safe_load(config_yaml) or {})
+    # a field added to rlx after the run started is absent from its config.yaml: equal if at its default
+    new_at_default = {k for k in new.keys() - old.keys() if cfg is not None and _field_default(cfg, k) == new[k]}
     diff = [f"{k} ({old.get(k, '-')!r} -> {new.get(k, '-')!r})" for k in sorted(old.keys() | new.keys())
-            if old.get(k) != new.get(k) and not k.split(".")[-1].endswith("steps")]
+            if old.get(k) != new.get(k) and k not in new_at_default and not k.split(".")[-1].endswith("steps")]
     if not diff:
         return
     raise ConfigError(f"config error: --resume: the config differs from {saved} at {'; '.join(diff[:5])}"

@@ -105,7 +105,7 @@ def test_k1_in_the_loss_is_refused():
     build_config(ObjectiveConfig, {"kl_estimator": "k2", "kl_coef": 0.1})
 
 
-@pytest.mark.parametrize("field", [{"dual_clip": 3.0}, {"clip_eps_high": 0.28}, {"preset": "gspo"}])
+@pytest.mark.parametrize("field", [{"dual_clip": 3.0}, {"clip_eps_high": 0.28}, {"preset": "grpo", "dual_clip": 3.0}])
 def test_reinforce_refuses_clip_settings_it_would_ignore(field):
     with pytest.raises(ConfigError, match="policy_loss = reinforce has no ratio to clip"):
         build_config(ObjectiveConfig, {**field, "policy_loss": "reinforce"})
@@ -168,3 +168,19 @@ def test_ssl_pretexts_refuse_spaced_equations():
             task: TaskConfig
 
         build_config(R, {"task": {"name": "ssl", "source": {"spaced": True}}})
+
+
+def test_reinforce_with_a_preset_is_accepted_when_the_user_set_no_clip():
+    """Presets carry clip values; only values that differ from the preset's (or the default) are the user's."""
+    for preset in ("grpo", "reinforce_pp", "w_reinforce"):
+        build_config(ObjectiveConfig, {"preset": preset, "policy_loss": "reinforce"})
+    with pytest.raises(ConfigError, match="clip_eps_high"):
+        build_config(ObjectiveConfig, {"preset": "grpo", "policy_loss": "reinforce", "clip_eps_high": 0.28})
+
+
+def test_difficulty_with_self_consistency_is_refused():
+    from rlx.train.rlvr_config import Config
+
+    with pytest.raises(ConfigError, match="self_consistency"):
+        build_config(Config, {"kind": "rlvr", "model": {"path": "assets/arith-base"}, "difficulty": {"candidates": 8},
+                              "task": {"name": "arithmetic", "reward": {"source": "self_consistency"}}})

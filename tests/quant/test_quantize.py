@@ -168,3 +168,11 @@ def test_lqlora_candidate_bits_are_checked_at_load():
     for bad in ([16], [0, 4], []):
         with pytest.raises(ConfigError, match="candidate_bits"):
             build_config(QuantConfig, {"method": "lqlora", "lqlora": {"candidate_bits": bad}})
+
+
+def test_quest_needs_no_dividing_group_size(tiny):
+    """QuEST keeps one scale per row, so a group_size that divides no layer is no reason to refuse it."""
+    model, _ = tiny
+    m = copy.deepcopy(model)
+    res = quantize(m, QuantConfig(method="quest", bits=4, group_size=24), calib=torch.randint(4, 90, (4, 12)))
+    assert res.layers

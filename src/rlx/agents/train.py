@@ -28,6 +28,7 @@ from rlx.agents.config import Config, WarmStartConfig
 from rlx.agents.producer import AsyncProducer
 from rlx.agents.rollout import Trajectories, TurnConfig, layout, rollout, trace_segments
 from rlx.agents.search_env import SearchEnv
+from rlx.models.tokenizer import encode_prompt
 from rlx.models import load_policy, save_model
 from rlx.objectives.aggregate import aggregate
 from rlx.objectives.build import build_objective
@@ -49,7 +50,7 @@ _WARM_STREAM = 10_000_000  # warm-start questions use steps past this offset of 
 def sft_batch(tokenizer, env: SearchEnv, questions, stop_after: list[int | None]):
     """Demonstrations in the rollout layout (response_mask = policy tokens) for the SFT loss."""
     segs = [trace_segments(tokenizer, env, q, j) for q, j in zip(questions, stop_after)]
-    prompts = [tokenizer(q.text, add_special_tokens=False)["input_ids"] for q in questions]
+    prompts = [encode_prompt(tokenizer, q.text) for q in questions]  # as the rollouts encode them (BOS included)
     n = len(questions)
     return layout(prompts, segs, tokenizer.pad_token_id, [0.0] * n, [False] * n, 1)
 

@@ -147,12 +147,12 @@ def run(cfg: Config, run: RunDir | None) -> dict:
                     break
             if run is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
                 _save(run, done, per_update, q_net, opt, clock, env_checkpoint(env, obs))
-    env.close()
     steps = done * per_update
     if clock.steps_to_target is None and clock.last_step != steps:
         clock.evaluate(steps, act_greedy)
     if run is not None:
         _save(run, done, per_update, q_net, opt, clock, env_checkpoint(env, obs))
+    env.close()
     return {**clock.summary(), "env/steps": float(steps)}
 
 

@@ -113,7 +113,9 @@ class ObjectiveConfig(Section):
             raise ValueError("kl_estimator = k1 with kl_placement = loss: the k1 term log(pi/pi_ref) has zero gradient "
                              "in expectation, so it adds noise and never pulls toward the reference; use k2 (its "
                              "gradient is KL's) or k3 in the loss, or kl_placement: reward for k1")
-        ignored = sorted({"dual_clip", "clip_eps_low", "clip_eps_high"} & self.model_fields_set)
+        base = PRESETS.get(self.preset, {}) if self.preset else {}  # presets carry clip values nobody wrote
+        ignored = sorted(f for f in ("dual_clip", "clip_eps_low", "clip_eps_high")
+                         if getattr(self, f) != base.get(f, type(self).model_fields[f].default))
         if self.policy_loss == "reinforce" and ignored:
             raise ValueError(f"policy_loss = reinforce has no ratio to clip, so {', '.join(ignored)} would be ignored: "
                              f"remove them or use policy_loss: ppo_clip")

@@ -70,8 +70,8 @@ def quantize(model: nn.Module, cfg: QuantConfig, tokenizer=None,
     linears = find_linears(model, cfg.skip)
     if not linears:
         raise ConfigError(f"config error: skip = {cfg.skip}: no Linear layers left to quantize")
-    ragged = [(n, m.in_features) for n, m in linears.items()
-              if 0 < cfg.group_size < m.in_features and m.in_features % cfg.group_size]
+    ragged = [(n, m.in_features) for n, m in linears.items()  # QuEST has one scale per row: no groups
+              if cfg.method != "quest" and 0 < cfg.group_size < m.in_features and m.in_features % cfg.group_size]
     if ragged:  # checked before any layer changes: a half-quantized model is worse than none
         raise ConfigError(f"config error: group_size = {cfg.group_size} must divide the input width of every "
                           f"quantized layer; {ragged[0][0]} has {ragged[0][1]} (use a divisor, 0 for one scale "

@@ -264,7 +264,8 @@ def run(cfg: Config, run: RunDir | None) -> dict:
             adv.load_state_dict(s["adv"])
             opt_a.load_state_dict(s["opt_a"])
         temp.load_state_dict(s["temperature"])
-        base.load_state_dict(s["env"])
+        base.load_state_dict(s["env"] if "env" in s else  # checkpoints before session 10 kept the parts
+                             {"state": s["env_state"], "elapsed": s["env_elapsed"], "generator": s["env_gen"]})
         obs, running = s["obs"], s["running"]
         set_rng_state(s["rng"])
         start = s["update"]

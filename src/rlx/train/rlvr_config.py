@@ -114,6 +114,9 @@ class Config(Section):
             if len(kinds) > 1:
                 raise ValueError(f"objective.uncertainty_alpha / dispersion_floor read each group's answers with the "
                                  f"mixture's first task; its tasks differ in (name, answer_format): {sorted(kinds)}")
+        if self.difficulty.enabled and getattr(getattr(self.task, "reward", None), "source", None) == "self_consistency":
+            raise ValueError("difficulty with task.reward.source = self_consistency: curation measures pass rates with "
+                             "the reference verifier, which self-consistency training must not read")
         if self.difficulty.enabled and self.task.name == "mixture":
             raise ValueError("difficulty with task.name = 'mixture': curate the pool of one task, or mix tasks")
         if self.rollout.staleness:
