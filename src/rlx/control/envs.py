@@ -24,12 +24,15 @@ Usage:
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 import torch
+
+from rlx.config import ConfigError
 
 __all__ = ["StepOut", "VecEnv", "TorchCartPole", "GymVecEnv", "make_vec_env", "EnvSpec"]
 
@@ -191,8 +194,6 @@ class GymVecEnv:
         else:
             low, high = np.asarray(act_space.low), np.asarray(act_space.high)
             if np.ptp(low) > 0 or np.ptp(high) > 0:  # EnvSpec holds one box for every action dimension
-                from rlx.config import ConfigError
-
                 self.env.close()
                 raise ConfigError(f"config error: env.id = {env_id!r}: its action bounds differ per dimension "
                                   f"(low {low.tolist()}, high {high.tolist()}); rlx's continuous-control code "
@@ -243,8 +244,6 @@ def _wrappers(env):
 
 
 def _snapshot(env) -> dict | None:
-    import copy
-
     u = env.unwrapped
     counters = [getattr(w, "_elapsed_steps", None) for w in _wrappers(env)]
     rng = copy.deepcopy(u.np_random.bit_generator.state)
@@ -260,8 +259,6 @@ def _snapshot(env) -> dict | None:
 
 
 def _restore(env, snap: dict) -> None:
-    import copy
-
     u = env.unwrapped
     if snap["kind"] == "mujoco":
         u.set_state(snap["qpos"], snap["qvel"])
