@@ -6,6 +6,7 @@
     python bench/rlvr_vs_trl.py --pieces               # only CPU time of each piece of rlx's step
     python bench/rlvr_vs_trl.py --overlap              # also both sides on 2 cores: rlx with rollout.staleness 1
                                                        # (rollouts on a second thread) vs TRL with 2 torch threads
+    python bench/rlvr_vs_trl.py --device cuda --settings a,b,c   # the same comparison on a GPU (c: GPU only)
 
 Needs the `bench` extra (trl, accelerate); installs nothing. Settings (arithmetic task, 2 operands, 2 digits, +-*):
 
@@ -14,6 +15,13 @@ Needs the `bench` extra (trl, accelerate); installs nothing. Settings (arithmeti
      (per-step overhead dominates)
   b  compute-bound: a randomly initialised 4-layer, 256-wide Llama (MLP 1024), 4 prompts x 8 samples,
      exactly 64 new tokens (EOS logit pushed to -1e4 by a forward hook on lm_head, on both sides)
+  c  (--device cuda only) a randomly initialised Qwen2 with Qwen2.5-0.5B's body (24 layers, 896 wide, 14 heads,
+     2 KV heads, MLP 4864; 358M non-embedding parameters) and the char tokenizer, 8 prompts x 8 samples,
+     exactly 128 new tokens, float32 on both sides
+
+--device cuda runs both sides on the GPU (TRL use_cpu=False; both in float32 with torch's default fp32 matmul
+precision, i.e. no TF32 on either side); the peak is then the best fp32 8192^3 matmul on that GPU, and
+both clocks synchronise the device before they stamp. The CPU-seconds columns then mean host CPU time.
 
 Same on both sides: weights (one saved HF directory, loaded twice), tokenizer, prompts distribution,
 reward (rlx's arithmetic scorer), temperature 1 / top-p 1 / top-k 0, loss (TRL loss_type="grpo" with
@@ -100,17 +108,24 @@ class Setting:
 
 # -- shared pieces -------------------------------------------------------------------------------
 
-def matmul_peak(threads: int, n: int = 1024, reps: int = 5, trials: int = 7) -> tuple[float, float]:
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_peak(threads: int, n: int = 1024, reps: int = 5, trials: int = 7, device: str = "cpu") -> tuple[float, float]:
     """Best GFLOP/s of fp32 n x n matmuls at `threads` threads: per wall second, per CPU second."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    out = torch.empty(n, n, device=device)
     torch.mm(a, b, out=out)
+    sync(device)
     best, best_cpu = float("inf"), float("inf")
     for _ in range(trials):
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(reps):
             torch.mm(a, b, out=out)
+        sync(device)
         best = min(best, (time.perf_counter() - t0) / reps)
         best_cpu = min(best_cpu, (time.process_time() - c0) / reps)
     return 2 * n ** 3 / best / 1e9, 2 * n ** 3 / best_cpu / 1e9
@@ -128,15 +143,17 @@ def suppress_eos(model, eos_id: int) -> None:
     """Push the EOS logit to -1e4 (finite: entropies stay finite) so every completion has max_new tokens."""
     bias = torch.zeros(model.config.vocab_size)
     bias[eos_id] = -1e4
-    model.lm_head.register_forward_hook(lambda mod, inp, out: out + bias.to(out.dtype))
+    model.lm_head.register_forward_hook(lambda mod, inp, out: out + bias.to(out.device, out.dtype))
 
 
-def make_b_model(out: Path, width: int = 256) -> str:
+def make_b_model(out: Path, width: int = 256, **shape) -> str:
+    """A random-init decoder with the char tokenizer (default: setting b's 4 x 256 Llama); `shape` overrides
+    TinyModelConfig fields (setting c passes Qwen2.5-0.5B's body)."""
     from rlx.models import TinyModelConfig, build_tiny_model, char_tokenizer, save_model
 
     tok = char_tokenizer()
-    cfg = TinyModelConfig(hidden_size=width, num_layers=4, num_heads=4, num_kv_heads=4,
-                          intermediate_size=4 * width, max_position=256)
+    cfg = TinyModelConfig(**{"hidden_size": width, "num_layers": 4, "num_heads": 4, "num_kv_heads": 4,
+                             "intermediate_size": 4 * width, "max_position": 256, **shape})
     save_model(build_tiny_model(cfg, tok, seed=0), tok, out)
     return str(out)
 
@@ -156,7 +173,8 @@ def task_and_tokens(model_dir: str):
 
 # -- rlx -----------------------------------------------------------------------------------------
 
-def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False, staleness: int = 0) -> dict:
+def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False, staleness: int = 0,
+            device: str = "cpu") -> dict:
     from rlx.rundir import RunDir
     from rlx.train import rlvr
 
@@ -168,6 +186,7 @@ def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False, stalenes
             self.rows: list[dict] = []
 
         def log(self, step, metrics):
+            sync(device)
             self.stamps.append((int(step), time.perf_counter()))
             self.cpu.append((int(step), time.process_time()))
             self.rows.append({"step": int(step), **metrics})
@@ -175,7 +194,7 @@ def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False, stalenes
 
     cfg = rlvr.Config.model_validate({
         "kind": "rlvr", "seed": seed,
-        "model": {"path": s.model_dir, "threads": threads, "device": "cpu"},
+        "model": {"path": s.model_dir, "threads": threads, "device": device},
         "task": {"name": "arithmetic"},
         "rollout": {"prompts_per_step": s.prompts, "group_size": s.group, "temperature": 1.0, "top_p": 1.0,
                     "top_k": 0, "max_new_tokens": s.max_new, "staleness": staleness},
@@ -220,11 +239,11 @@ def run_rlx(s: Setting, threads: int, seed: int, profile: bool = False, stalenes
 
 # -- TRL -----------------------------------------------------------------------------------------
 
-def trl_args(s: Setting, threads: int, seed: int, out: str):
+def trl_args(s: Setting, threads: int, seed: int, out: str, device: str = "cpu"):
     from trl import GRPOConfig
 
     return GRPOConfig(
-        output_dir=out, use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False, seed=seed,
+        output_dir=out, use_cpu=device == "cpu", bf16=False, fp16=False, gradient_checkpointing=False, seed=seed,
         per_device_train_batch_size=s.rows, gradient_accumulation_steps=1, num_generations=s.group,
         max_completion_length=s.max_new, temperature=1.0, top_p=1.0, top_k=0,
         learning_rate=LR, adam_beta1=BETAS[0], adam_beta2=BETAS[1], adam_epsilon=EPS, weight_decay=WD,
@@ -235,7 +254,7 @@ def trl_args(s: Setting, threads: int, seed: int, out: str):
     )
 
 
-def run_trl(s: Setting, threads: int, seed: int) -> dict:
+def run_trl(s: Setting, threads: int, seed: int, device: str = "cpu") -> dict:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOTrainer
@@ -259,9 +278,11 @@ def run_trl(s: Setting, threads: int, seed: int) -> dict:
             self.begin, self.cbegin, self.step, self.cpu, self.ends = 0.0, 0.0, [], [], []
 
         def on_step_begin(self, args, state, control, **kw):
+            sync(device)
             self.begin, self.cbegin = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kw):
+            sync(device)
             now = time.perf_counter()
             self.cpu.append(time.process_time() - self.cbegin)
             self.step.append(now - self.begin)
@@ -274,7 +295,7 @@ def run_trl(s: Setting, threads: int, seed: int) -> dict:
         suppress_eos(model, tok.eos_token_id)
     clock = Clock()
     with tempfile.TemporaryDirectory() as d:
-        trainer = GRPOTrainer(model=model, reward_funcs=reward, args=trl_args(s, threads, seed, d),
+        trainer = GRPOTrainer(model=model, reward_funcs=reward, args=trl_args(s, threads, seed, d, device),
                               train_dataset=data, processing_class=tok, callbacks=[clock])
         from transformers import PrinterCallback
 
@@ -291,10 +312,10 @@ def med(xs, skip):
     return statistics.median(xs) if xs else float("nan")
 
 
-def run_side(side: Side, s: Setting, seed: int) -> dict:
+def run_side(side: Side, s: Setting, seed: int, device: str = "cpu") -> dict:
     if side.lib == "rlx":
-        return run_rlx(s, side.threads, seed, staleness=side.staleness)
-    return run_trl(s, side.threads, seed)
+        return run_rlx(s, side.threads, seed, staleness=side.staleness, device=device)
+    return run_trl(s, side.threads, seed, device)
 
 
 def bench_setting(s: Setting, args, peaks: dict[int, tuple[float, float]], log) -> dict[str, float]:
@@ -316,7 +337,7 @@ def bench_setting(s: Setting, args, peaks: dict[int, tuple[float, float]], log) 
     for i, side in enumerate(order):
         seed = i
         t0 = time.perf_counter()
-        out = run_side(side, s, seed)
+        out = run_side(side, s, seed, args.device)
         res[side.key].append(out)
         log(f"  run {i + 1}/{len(order)} {side.label:7s}: {time.perf_counter() - t0:5.1f} s total, median step "
             f"{med(out['times'], args.warmup):.4f} s, load {os.getloadavg()[0]:.2f}")
@@ -362,7 +383,8 @@ def bench_setting(s: Setting, args, peaks: dict[int, tuple[float, float]], log) 
             f"{out['overlap']:.2f}; rlx (staleness 1) / TRL ({args.threads} thread(s)) = "
             f"{rows['trl']['step'] / rows['rlx_ahead']['step']:.2f}")
     if args.profile:
-        profiled = run_rlx(Setting(**{**s.__dict__, "steps": max(6, s.steps // 2)}), args.threads, 0, profile=True)
+        profiled = run_rlx(Setting(**{**s.__dict__, "steps": max(6, s.steps // 2)}), args.threads, 0, profile=True,
+                           device=args.device)
         buf = io.StringIO()
         st = pstats.Stats(profiled["profile"], stream=buf).strip_dirs().sort_stats("tottime")
         st.print_stats(25)
@@ -378,6 +400,8 @@ def main(argv=None) -> None:
     ap.add_argument("--settings", default="a,b", help="comma list of a, b")
     ap.add_argument("--steps-a", type=int, default=24, help="optimizer steps per run, setting a")
     ap.add_argument("--steps-b", type=int, default=7, help="optimizer steps per run, setting b")
+    ap.add_argument("--steps-c", type=int, default=6, help="optimizer steps per run, setting c (cuda only)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: where both sides run")
     ap.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of every run")
     ap.add_argument("--repeats", type=int, default=2, help="runs per side per setting (alternating order)")
     ap.add_argument("--model-a", default=None, help="HF dir for setting a (default assets/arith-base)")
@@ -389,6 +413,17 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.threads < 1:
         raise SystemExit("--threads must be >= 1")
+    names = args.settings.split(",")
+    if unknown := [n for n in names if n not in ("a", "b", "c")]:
+        raise SystemExit(f"--settings: unknown {unknown}; choose from a, b, c")
+    if not args.device.startswith(("cpu", "cuda")):
+        raise SystemExit(f"--device {args.device!r}: use cpu or cuda")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: CUDA is not available here")
+    if "c" in names and not args.device.startswith("cuda"):
+        raise SystemExit("--settings c is a GPU setting: add --device cuda")
+    if args.pieces and args.device != "cpu":
+        raise SystemExit("--pieces times CPU pieces only: leave --device at cpu")
     warnings.filterwarnings("ignore")
     logging.getLogger("transformers").setLevel(logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -410,31 +445,38 @@ def main(argv=None) -> None:
         f"python {sys.version.split()[0]}")
     peaks = {}
     for n in sorted({args.threads} | ({1, 2} if args.overlap else set())):
-        peaks[n] = matmul_peak(n)
+        size = 8192 if args.device != "cpu" else 1024
+        peaks[n] = matmul_peak(n, n=size, device=args.device)
         log(f"measured matmul peak: {peaks[n][0]:.1f} GFLOP/s per wall second, {peaks[n][1]:.1f} GFLOP/s per CPU "
-            f"second (fp32 1024^3, {n} thread(s), best of 7)")
+            f"second (fp32 {size}^3 on {args.device}, {n} thread(s), best of 7)")
+    if args.device != "cpu":
+        log(f"device {args.device}: {torch.cuda.get_device_name()}  fp32 matmul precision "
+            f"{torch.get_float32_matmul_precision()} (TF32 off on both sides)")
     with tempfile.TemporaryDirectory() as d:
-        b_dir = make_b_model(Path(d) / "b_model") if "b" in args.settings else ""
+        b_dir = make_b_model(Path(d) / "b_model") if "b" in names else ""
+        c_dir = make_b_model(Path(d) / "c_model", width=896, arch="qwen2", num_layers=24, num_heads=14,
+                             num_kv_heads=2, intermediate_size=4864) if "c" in names else ""
         if not (Path(model_a) / "config.json").is_file():
             log(f"note: {model_a} is missing; setting a uses a random-init 4x128 Llama (MLP 512) instead")
             model_a = make_b_model(Path(d) / "a_model", width=128)
         probe = Setting("a", model_a, 4, 8, 8, False, 4)
-        ta = trl_args(probe, args.threads, 0, d)
+        ta = trl_args(probe, args.threads, 0, d, args.device)
         keys = ("use_cpu", "bf16", "fp16", "gradient_checkpointing", "per_device_train_batch_size",
                 "gradient_accumulation_steps", "num_generations", "generation_batch_size", "steps_per_generation",
                 "max_completion_length", "temperature", "top_p", "top_k", "learning_rate", "adam_beta1",
                 "adam_beta2", "adam_epsilon", "weight_decay", "max_grad_norm", "lr_scheduler_type", "optim",
                 "beta", "num_iterations", "loss_type", "scale_rewards", "epsilon", "logging_steps",
                 "report_to", "save_strategy", "use_vllm", "torch_compile", "disable_dropout")
-        log("TRL GRPOConfig (setting a; b differs only in max_completion_length=64):")
+        log("TRL GRPOConfig (setting a; b differs only in max_completion_length=64, c in the batch and length):")
         log("  " + json.dumps({k: (str(getattr(ta, k)) if not isinstance(getattr(ta, k), (int, float, bool, list))
                                     else getattr(ta, k)) for k in keys}))
         log(f"rlx: preset grpo, adv_eps {ADV_EPS}, AdamW lr {LR} betas {BETAS} eps {EPS} wd {WD}, grad clip "
             f"{CLIP}, epochs 1, minibatches 1, micro_batch = batch, rollout engine hf, eval.every 0")
         ratios = {}
         settings = {"a": Setting("a", model_a, 4, 8, 8, False, args.steps_a),
-                    "b": Setting("b", b_dir, 4, 8, 64, True, args.steps_b)}
-        for name in args.settings.split(","):
+                    "b": Setting("b", b_dir, 4, 8, 64, True, args.steps_b),
+                    "c": Setting("c", c_dir, 8, 8, 128, True, args.steps_c)}
+        for name in names:
             if args.pieces:
                 from rlvr_pieces import pieces
 
