@@ -66,9 +66,16 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--engine", default="hf", choices=["hf", "vllm"])
     ap.add_argument("--out", default=None, help="run directory (default: a temporary one)")
+    ap.add_argument("--trace-every", type=float, default=0,
+                    help="print every thread's stack to stderr every N seconds (where a slow run spends its time)")
     ap.add_argument("overrides", nargs="*", help="more dotted overrides, applied last (e.g. model.device=cpu)")
     args = ap.parse_args(argv)
     import torch
+
+    if args.trace_every > 0:
+        import faulthandler
+
+        faulthandler.dump_traceback_later(args.trace_every, repeat=True)
 
     if not torch.cuda.is_available() and "model.device=cpu" not in args.overrides:
         raise SystemExit("needs CUDA: the recipe asks for model.device cuda")

@@ -1,6 +1,7 @@
 """Train / held-out disjointness by construction, and fixed held-out sets."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -56,7 +57,8 @@ def test_heldout_same_in_a_fresh_process_with_other_hash_seed():
             "print(json.dumps([[p.id, p.question] for c in (ArithmeticConfig(), CountdownConfig())"
             " for p in make_task(c).heldout(30)]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONHASHSEED": "12345", "PATH": ""}).stdout
+                         env={"PYTHONHASHSEED": "12345", "PATH": "",  # rlx from PYTHONPATH where it is not installed
+                              **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}).stdout
     here = [[p.id, p.question] for c in (ArithmeticConfig(), CountdownConfig()) for p in make_task(c).heldout(30)]
     assert json.loads(out) == here
 

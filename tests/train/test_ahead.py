@@ -113,8 +113,10 @@ def test_an_error_on_the_rollout_thread_reaches_the_trainer(base_model_dir):
         ahead.close()
 
 
+# on the CPU wherever the tests run: what they check is tied to the CPU sampling stream (on another device
+# step 1 can draw only zero-variance groups, so θ_1 = θ_0 and no staleness can show)
 ARGS = ["train.steps=4", "eval.n=8", "eval.every=0", "rollout.prompts_per_step=4", "rollout.group_size=4",
-        "train.micro_batch_size=16", "train.optim.lr=1e-3"]
+        "train.micro_batch_size=16", "train.optim.lr=1e-3", "model.device=cpu"]
 
 
 def _rows(out):
@@ -141,6 +143,7 @@ def test_staleness_one_trains_step_t_on_the_batch_sampled_before_update_t_minus_
     # step 1 is sampled on-policy in the foreground: the two runs are identical
     for k in ("rollout/reward_mean", "train/loss/policy", "train/grad_norm", "rollout/mismatch_kl"):
         assert ahead[1][k] == sync[1][k]
+    assert sync[1]["train/grad_norm"] > 0  # step 1 moves the weights: θ_1 != θ_0
     # from step 2 on, θ_t trains on a batch sampled by θ_{t-1}: on-policy the ratio is exactly 1, here it is
     # not, by far more than the engine/trainer rounding (~1e-7) a batch sampled by the current weights would show
     assert sync[2]["train/policy/ratio_max"] == 1.0 and sync[2]["train/policy/approx_kl"] == 0.0

@@ -63,7 +63,9 @@ def fp8_scale(x: torch.Tensor, spec: FP8Spec) -> torch.Tensor:
             raise ValueError(f"block scaling needs a 2-D tensor, got shape {tuple(x.shape)}")
         blocks, _ = _block_view(a, spec.block)
         amax = blocks.amax(dim=(1, 3))  # [R/b, C/b]
-    scale = amax / fmax
+    # a tensor divisor: CUDA divides by a Python scalar as a multiply by its reciprocal, which is not correctly
+    # rounded and moved some scales by one ulp (so fake_fp8 on CPU and on CUDA differed)
+    scale = amax / torch.full_like(amax, fmax)
     return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 

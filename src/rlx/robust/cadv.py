@@ -254,15 +254,15 @@ def gcg_attack(model, tokenizer, behaviours: list[Behaviour], prefix_len: int, s
                candidates: int, seed: int = 0) -> torch.Tensor:
     """Greedy coordinate gradient with an adversarial prefix of `prefix_len` tokens before each prompt;
     returns [N] bool attack success after `steps` steps (a behaviour that succeeds stops changing)."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
     emb = model.get_input_embeddings().weight.detach()
-    v = emb.shape[0]
-    allowed = torch.ones(v, dtype=torch.bool)
+    dev, v = emb.device, emb.shape[0]
+    allowed = torch.ones(v, dtype=torch.bool, device=dev)
     allowed[list(tokenizer.all_special_ids)] = False
     filler = tokenizer("!", add_special_tokens=False)["input_ids"][0]
-    b = pair_batch(tokenizer, behaviours)
+    b = pair_batch(tokenizer, behaviours, device=dev)
     n = b.harm_ids.shape[0]
-    prefix = torch.full((n, prefix_len), filler, dtype=torch.long)
+    prefix = torch.full((n, prefix_len), filler, dtype=torch.long, device=dev)
 
     def assemble(pre):  # [M, k] prefixes for rows idx -> ids, mask, labels
         r = pre.shape[0] // n
@@ -276,7 +276,7 @@ def gcg_attack(model, tokenizer, behaviours: list[Behaviour], prefix_len: int, s
         return lp.sum(-1)
 
     best = score(prefix)
-    done = torch.zeros(n, dtype=torch.bool)
+    done = torch.zeros(n, dtype=torch.bool, device=dev)
     for _ in range(steps):
         ids, mask, lab = assemble(prefix)
         onehot = F.one_hot(ids[:, :prefix_len], v).to(emb.dtype).requires_grad_(True)
@@ -288,10 +288,10 @@ def gcg_attack(model, tokenizer, behaviours: list[Behaviour], prefix_len: int, s
         (g,) = torch.autograd.grad(lp.sum(), onehot)
         g = g.masked_fill(~allowed, -float("inf"))
         top = g.topk(min(topk, int(allowed.sum())), dim=-1).indices  # [N, k, topk] tokens raising log p(y_h)
-        pos = torch.randint(0, prefix_len, (candidates, n), generator=gen)
-        pick = torch.randint(0, top.shape[-1], (candidates, n), generator=gen)
+        pos = torch.randint(0, prefix_len, (candidates, n), generator=gen).to(dev)
+        pick = torch.randint(0, top.shape[-1], (candidates, n), generator=gen).to(dev)
         cand = prefix.repeat(candidates, 1).view(candidates, n, prefix_len).clone()
-        rows = torch.arange(n)
+        rows = torch.arange(n, device=dev)
         for c in range(candidates):
             cand[c, rows, pos[c]] = top[rows, pos[c], pick[c]]
         s = score(cand.view(candidates * n, prefix_len)).view(candidates, n)
@@ -310,8 +310,8 @@ def robust_eval(model, tokenizer, behaviours: list[Behaviour], cfg: CAdvConfig, 
     safe completion is the greedy output without attack."""
     was_training = model.training
     model.eval()
-    b = pair_batch(tokenizer, behaviours)
     emb = model.get_input_embeddings()
+    b = pair_batch(tokenizer, behaviours, device=emb.weight.device)
     with torch.no_grad():
         e_h, e_s = emb(b.harm_ids), emb(b.safe_ids)
     out = {"robust/asr_clean": float(attack_success(model, e_h, b.harm_mask, b.harm_labels).float().mean()),
