@@ -103,7 +103,7 @@ def main(argv=None) -> int:
         print("\nstep rows (the keys present):")
         for r in rows:
             if "time/rollout" in r:
-                print("  " + json.dumps({"step": r["step"], **{k: round(r[k], 4) for k in keys if k in r}}))
+                print("  " + json.dumps({"step": r["step"], **{k: float(f"{r[k]:.4g}") for k in keys if k in r}}))
                 n_tok = r["rollout/response_len"] * completions
                 print(f"    generated {n_tok:.0f} tokens in {r['time/rollout']:.2f} s = {n_tok / r['time/rollout']:.0f} tok/s")
         summary = json.loads((out / "summary.json").read_text())
