@@ -101,7 +101,7 @@ def test_dqn_targets_use_terminated_only():
 
 def test_gym_vec_env_returns_true_final_obs_on_truncation():
     env = GymVecEnv("CartPole-v1", 2, seed=0, max_episode_steps=4)
-    obs = env.reset()
+    env.reset()
     for t in range(4):
         out = env.step(torch.tensor([t % 2, t % 2]))
         if t < 3:

@@ -6,7 +6,6 @@ import json
 import multiprocessing as mp
 from pathlib import Path
 
-import pytest
 import torch
 
 import rlx.distributed.srl.trainer as srl_trainer

@@ -50,7 +50,7 @@ from pydantic import Field, model_validator
 
 from rlx.config import ConfigError, Section
 from rlx.control import pqn
-from rlx.control.common import EnvConfig, QNetConfig, episode_returns, load_torch_state, progress, save_torch_state
+from rlx.control.common import QNetConfig, episode_returns, load_torch_state, progress, save_torch_state
 from rlx.control.envs import EnvSpec, StepOut, TorchCartPole
 from rlx.control.online import EvalClock, collect_rollout, finished_returns, linear_epsilon, rollout_targets
 from rlx.rundir import RunDir
