@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sweeps import ROOT, mean_ci, rlx, run_conditions, sweep_args  # noqa: E402
+from recap.report import write_report  # noqa: E402
+from sweeps import ROOT, rlx, run_conditions, sweep_args  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -46,17 +47,7 @@ def main() -> int:
                       for r in sorted((out / name).glob("seed_*"))} for name in conditions}
     base_general = _eval("assets/arith-base", "+-", out / "base_general_eval.json")
     (HERE / "general.json").write_text(json.dumps({"base": base_general, **general}, indent=2, sort_keys=True) + "\n")
-    summaries = json.loads((HERE / "summaries.json").read_text())
-    base_target = next(iter(summaries["recap"].values()))["eval/accuracy_before"]
-    lines = ["| condition | '*' accuracy (target) | '+-' accuracy (kept skill) | mean of the two |", "|---|---|---|---|",
-             f"| before RL | {base_target:.4f} | {base_general:.4f} | {(base_target + base_general) / 2:.4f} |"]
-    for name, seeds in summaries.items():
-        t = [s["eval/accuracy"] for s in seeds.values()]
-        g = [general[name][k] for k in seeds]
-        lines.append(f"| {name} | {mean_ci(t)} | {mean_ci(g)} | {mean_ci([(a + b) / 2 for a, b in zip(t, g)])} |")
-    (HERE / "results.md").write_text("Produced by `python experiments/recap/run.py` (800 held-out '*' and 1000 '+-' problems; "
-                                     f"mean [95% bootstrap interval] over {args.seeds} seeds).\n\n" + "\n".join(lines) + "\n")
-    print((HERE / "results.md").read_text())
+    print(write_report())
     return code
 
 
