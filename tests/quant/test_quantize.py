@@ -134,6 +134,29 @@ def test_calibration_loss_mask_marks_completion():
     assert ids[0, 5].item() == tok.eos_token_id and ids[1, 4].item() == tok.pad_token_id
 
 
+def test_calibration_encodes_prompts_like_rollouts_and_sft():
+    """A tokenizer that adds BOS: calibration rows start with the one BOS the engines and SFT put there (they
+    used to have none), the loss mask starts after it, and a prompt that is not a prefix is an error."""
+    from tokenizers import processors
+
+    from rlx.models.tokenizer import prompt_completion_rows
+    from rlx.quant.calib import calibration_from_texts
+
+    tok = char_tokenizer()
+    tok._tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    ids, mask, loss_mask = calibration_from_texts(["1+2=3", "7=7"], tok, 16, prompts=["1+2=", "7="])
+    want, labels = prompt_completion_rows(tok, ["1+2=", "7="], ["3", "7"])
+    assert want[0][0] == tok.bos_token_id and want[0][1] != tok.bos_token_id
+    for i, (row, lab) in enumerate(zip(want, labels)):
+        assert ids[i, :len(row)].tolist() == row and int(mask[i].sum()) == len(row)
+        assert loss_mask[i, :len(row)].tolist() == [int(x != -100) for x in lab]
+    whole, _ = calibration_from_texts(["1+2=3"], tok, 16)
+    assert whole[0].tolist() == want[0]  # no prompts: the text encoded like a prompt, then EOS
+    assert calibration_from_texts(["1+2=3"], tok, 3)[0][0].tolist() == want[0][:3]  # truncated to seq_len
+    with pytest.raises(ValueError, match="not a prefix"):
+        calibration_from_texts(["1+2=3"], tok, 16, prompts=["9="])
+
+
 def test_a_group_size_that_does_not_divide_a_layer_fails_before_anything_changes(tiny):
     """hidden 32, intermediate 64: group 24 divides neither. GPTQ and RSQ used to hit an IndexError mid-model,
     RTN a ValueError, each with some layers already quantized."""

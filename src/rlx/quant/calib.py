@@ -18,16 +18,26 @@ def calibration_from_texts(texts: list[str], tokenizer, seq_len: int, prompts: l
                            ) -> tuple[torch.Tensor, ...]:
     """Tokenize texts -> (ids [N, T], mask [N, T]); T = min(seq_len, longest).
 
-    Like rlx SFT data: the text's tokens without BOS, then EOS (right padding). With `prompts`
-    (each a prefix of its text) a third tensor loss_mask [N, T] marks the completion tokens + EOS.
+    Like rlx SFT data and rollouts: the prompt encoded as the engines encode it (`encode_prompt`: the
+    tokenizer's BOS, once), the completion's tokens, then EOS (right padding). With `prompts` (each a prefix
+    of its text) a third tensor loss_mask [N, T] marks the completion tokens + EOS; without, a whole text is
+    encoded like a prompt, plus EOS.
     """
-    rows, starts = [], []
-    for i, t in enumerate(texts):
-        ids = tokenizer(t, add_special_tokens=False)["input_ids"]
-        starts.append(len(tokenizer(prompts[i], add_special_tokens=False)["input_ids"]) if prompts else 0)
-        if tokenizer.eos_token_id is not None:
-            ids = ids + [tokenizer.eos_token_id]
-        rows.append(ids[:seq_len])
+    from rlx.models.tokenizer import encode_prompt
+
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    if prompts is None:
+        full, starts = [encode_prompt(tokenizer, t) + eos for t in texts], [0] * len(texts)
+    else:
+        if len(prompts) != len(texts):
+            raise ValueError(f"calibration_from_texts: {len(prompts)} prompts for {len(texts)} texts")
+        if bad := [i for i, (t, q) in enumerate(zip(texts, prompts)) if not t.startswith(q)]:
+            raise ValueError(f"calibration_from_texts: prompt {bad[0]} is not a prefix of its text")
+        heads = [encode_prompt(tokenizer, q) for q in prompts]
+        full = [h + tokenizer(t[len(q):], add_special_tokens=False)["input_ids"] + eos
+                for h, t, q in zip(heads, texts, prompts)]
+        starts = [len(h) for h in heads]
+    rows = [r[:seq_len] for r in full]
     T = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = torch.full((len(rows), T), pad, dtype=torch.long)
