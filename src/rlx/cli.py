@@ -127,20 +127,29 @@ def _field_default(cfg: Any, dotted: str) -> Any:
 _NO_DEFAULT = object()
 
 
+def config_differences(saved_yaml: str, config_yaml: str, cfg: Any = None, ignore_steps: bool = False) -> list[str]:
+    """The fields where a run's saved config.yaml and `config_yaml` differ, as 'a.b (old -> new)'. A field added
+    to rlx after the run started is absent from its config.yaml and counts as equal at its default (`cfg`,
+    the validated config, gives the defaults); `ignore_steps` also lets fields named `...steps` differ."""
+    import yaml
+
+    if saved_yaml == config_yaml:
+        return []
+    old, new = _flat(yaml.safe_load(saved_yaml) or {}), _flat(yaml.safe_load(config_yaml) or {})
+    new_at_default = {k for k in new.keys() - old.keys() if cfg is not None and _field_default(cfg, k) == new[k]}
+    return [f"{k} ({old.get(k, '-')!r} -> {new.get(k, '-')!r})" for k in sorted(old.keys() | new.keys())
+            if old.get(k) != new.get(k) and k not in new_at_default
+            and not (ignore_steps and k.split(".")[-1].endswith("steps"))]
+
+
 def _same_config_or_error(out_path: Path, config_yaml: str, cfg: Any = None) -> None:
     """--resume continues exactly only with the config that started the run: refuse a different one
     (before config.yaml is rewritten), naming the fields that differ. Step counts (fields named
     `...steps`, e.g. `total_steps=2048` to train a finished run for longer) may change."""
     saved = out_path / "config.yaml"
-    if not saved.is_file() or saved.read_text() == config_yaml or not saved.read_text().strip():
+    if not saved.is_file() or not saved.read_text().strip():
         return
-    import yaml
-
-    old, new = _flat(yaml.safe_load(saved.read_text()) or {}), _flat(yaml.safe_load(config_yaml) or {})
-    # a field added to rlx after the run started is absent from its config.yaml: equal if at its default
-    new_at_default = {k for k in new.keys() - old.keys() if cfg is not None and _field_default(cfg, k) == new[k]}
-    diff = [f"{k} ({old.get(k, '-')!r} -> {new.get(k, '-')!r})" for k in sorted(old.keys() | new.keys())
-            if old.get(k) != new.get(k) and k not in new_at_default and not k.split(".")[-1].endswith("steps")]
+    diff = config_differences(saved.read_text(), config_yaml, cfg, ignore_steps=True)
     if not diff:
         return
     raise ConfigError(f"config error: --resume: the config differs from {saved} at {'; '.join(diff[:5])}"

@@ -77,6 +77,20 @@ def test_skip_done_reruns_an_interrupted_seed(fake, tmp_path):
     assert (out / "seed_1" / "summary.json").exists() and (out / "interrupted_seed_1" / "metrics.jsonl").exists()
 
 
+def test_skip_done_reruns_a_seed_trained_with_another_config(fake, tmp_path):
+    """--skip-done used to keep any seed with a summary, so a sweep rerun with new overrides reported the old
+    runs as the new condition. A finished seed counts as done only with the same config."""
+    out = tmp_path / "sw"
+    assert rlx.cli.main(["sweep", str(fake), "quality=0.7", "--seeds", "2", "--out", str(out)]) == 0
+    assert rlx.cli.main(["sweep", str(fake), "quality=0.7", "--seeds", "2", "--out", str(out), "--skip-done"]) == 0
+    assert {e["seed"]: e["status"] for e in _sweep_json(out)["seeds"]} == {0: "skipped", 1: "skipped"}
+    assert rlx.cli.main(["sweep", str(fake), "quality=0.5", "--seeds", "2", "--out", str(out), "--skip-done"]) == 0
+    assert {e["seed"]: e["status"] for e in _sweep_json(out)["seeds"]} == {0: "ok", 1: "ok"}
+    for k in range(2):
+        assert "quality: 0.5" in (out / f"seed_{k}" / "config.yaml").read_text()
+        assert "quality: 0.7" in (out / f"changed_seed_{k}" / "config.yaml").read_text()  # kept, not lost
+
+
 def test_parallel_processes(fake, tmp_path):
     out = tmp_path / "par"
     results = sweep.run_sweep(str(fake), ["fail_seed=2"], out, [0, 1, 2], parallel=2, echo=lambda s: None)

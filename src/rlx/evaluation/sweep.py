@@ -5,6 +5,8 @@
       seed_0/ ...       one run directory per seed (see rlx.rundir), trained with override seed=K
       seed_K/error.txt  the traceback, when seed K failed (the other seeds are kept)
       failed_seed_K/    a failed seed's files, moved aside when `--skip-done` runs it again
+      changed_seed_K/   a finished seed trained with another config (recipe or overrides changed since),
+                        moved aside when `--skip-done` runs it again
 
 Seeds run one after another (default), in N worker processes (`--parallel N`, spawned so each run
 starts from a clean interpreter), or as Ray tasks (`--ray`, needs `pip install ray`). The recipe and
@@ -39,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parallel", type=int, default=1, help="worker processes (default 1: one after another)")
     p.add_argument("--ray", action="store_true", help="run seeds as Ray tasks (needs ray installed)")
     p.add_argument("--skip-done", action="store_true",
-                   help="keep seeds whose seed_K/summary.json exists; rerun failed ones (moved to failed_seed_K)")
+                   help="keep seeds that finished with the same config; rerun failed ones (moved to failed_seed_K) "
+                        "and ones trained with another config (moved to changed_seed_K)")
 
 
 def seed_dir(out: Path, seed: int) -> Path:
@@ -77,6 +80,18 @@ def _validate(recipe: str, overrides: list[str], seeds: list[int]) -> None:
     load_recipe(recipe, [*overrides, f"seed={seeds[0]}"])
 
 
+def _changed_config(recipe: str, overrides: list[str], seed: int, d: Path) -> list[str]:
+    """How seed K's finished run differs from what this sweep would train ([] = the same config)."""
+    from rlx.cli import config_differences, load_recipe
+    from rlx.config import dump_yaml
+
+    _, cfg = load_recipe(recipe, [*overrides, f"seed={seed}"])
+    saved = d / "config.yaml"
+    if not saved.is_file():
+        return ["config.yaml (missing -> present)"]
+    return config_differences(saved.read_text(), dump_yaml(cfg), cfg)
+
+
 def _write_state(out: Path, meta: dict[str, Any], results: dict[int, dict[str, Any]]) -> None:
     entries = [{k: v for k, v in results[s].items() if k != "summary"} for s in sorted(results)]
     atomic_write_json(out / "sweep.json", {**meta, "seeds": entries,
@@ -102,8 +117,16 @@ def run_sweep(recipe: str, overrides: list[str], out: str | Path, seeds: list[in
     todo = []
     for s in seeds:
         d = seed_dir(out, s)
-        if skip_done and (d / "summary.json").is_file():
+        changed = _changed_config(recipe, overrides, s, d) if skip_done and (d / "summary.json").is_file() else None
+        if changed == []:
             results[s] = {"seed": s, "dir": d.name, "status": "skipped", "seconds": 0.0, "error": None}
+        elif changed:  # finished, but with another config: not this sweep's seed; keep it beside, run again
+            old = out / f"changed_seed_{s}"
+            shutil.rmtree(old, ignore_errors=True)
+            d.rename(old)
+            echo(f"seed {s}: {d} was trained with another config ({'; '.join(changed[:3])}"
+                 f"{' ...' if len(changed) > 3 else ''}); moved to {old.name}, running it again")
+            todo.append(s)
         elif skip_done and ((d / "error.txt").is_file() or (d / "metrics.jsonl").exists()
                             or (d / "checkpoints").exists()):
             # a seed that failed or was interrupted (Ctrl-C, a kill): keep its files beside the sweep, run it again
