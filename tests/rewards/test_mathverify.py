@@ -10,12 +10,16 @@ from rlx.rewards import math_equal
 @pytest.mark.parametrize("pred,gold", [
     ("0.5", "\\frac{1}{2}"), ("12.0", "12"), ("1+x^2", "x^2+1"), ("2^{1/2}", "\\sqrt{2}"), ("10/12", "\\frac{5}{6}"),
     ("\\boxed{3}", "3"), ("$-7/2$", "-3.5"),
+    # GSM8K money and thousands, as a boxed answer holds them (math-verify alone parses `\\$18` to nothing and
+    # `1\\,000` to 1*0)
+    ("\\$18", "18"), ("18", "\\$18"), ("1\\,000", "1000"), ("\\$1\\,250\\,000", "1250000"),
 ])
 def test_equivalent(pred, gold):
     assert math_equal(pred, gold)
 
 
-@pytest.mark.parametrize("pred,gold", [("13", "12"), ("x^2", "x^2+1"), ("\\frac{5}{7}", "\\frac{5}{6}")])
+@pytest.mark.parametrize("pred,gold", [("13", "12"), ("x^2", "x^2+1"), ("\\frac{5}{7}", "\\frac{5}{6}"),
+                                       ("\\$19", "18"), ("1\\,0", "10"), ("1\\,0000", "10000")])
 def test_not_equivalent(pred, gold):
     assert not math_equal(pred, gold)
 

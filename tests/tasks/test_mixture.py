@@ -64,6 +64,28 @@ def test_bad_mixtures_are_rejected():
         MixtureConfig(tasks=TWO[:1])
 
 
+def test_every_task_holds_out_the_targets_problems():
+    """Two tasks over the same problems (1-digit arithmetic) with different held-out fractions: task 1 used to
+    train on task 0's held-out problems (25 of heldout(50) among 400 draws). Now a config error; with equal
+    fractions (also an ssl task's source) no training draw of any task is held out by the target."""
+    one = {"name": "arithmetic", "min_digits": 1, "max_digits": 1}
+    with pytest.raises(ValidationError, match=r"tasks\[1\]\.heldout_fraction = 0.05, but the target"):
+        MixtureConfig(tasks=[{**one, "heldout_fraction": 0.3}, {**one, "heldout_fraction": 0.05}])
+    with pytest.raises(ValidationError, match=r"tasks\[1\]\.source\.heldout_fraction = 0.1"):
+        MixtureConfig(tasks=[{**one, "heldout_fraction": 0.2}, {"name": "ssl"}])
+    task = make_task(MixtureConfig(tasks=[{**one, "heldout_fraction": 0.3}, {**one, "heldout_fraction": 0.3}]))
+    held = {p.question for p in task.heldout(10_000, allow_fewer=True)}
+    assert len(held) > 10 and not held & {p.question for p in task.train_problems(400, seed=0)}
+
+
+def test_a_dataset_target_keeps_its_own_allow_fewer():
+    """MixtureTask.heldout used to force allow_fewer=False, so a math target (6 held-out problems in the
+    shipped sample) failed `heldout(200)` inside a mixture while it gives its 6 alone."""
+    task = make_task(MixtureConfig(tasks=[{"name": "math"}, {"name": "arithmetic"}]))
+    alone = make_task(MixtureConfig(tasks=[{"name": "math"}, {"name": "arithmetic"}]).tasks[0])
+    assert [p.id for p in task.heldout(200)] == [p.id for p in alone.heldout(200)] and len(alone.heldout(200)) < 200
+
+
 def test_recap_run_resumes_exactly(tmp_path, kill_on_call, base_model_dir):
     args = ["recipes/arith_recap.yaml", f"model.path={base_model_dir}", "train.steps=4", "train.checkpoint_every=2",
             "eval.n=8", "eval.every=0", "rollout.prompts_per_step=4", "rollout.group_size=4", "task.window=3"]

@@ -47,6 +47,9 @@ logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 
 def _wrap(s: str) -> str:
+    """An answer as math-verify reads it: escaped dollar signs (`\\$18`, GSM8K money) and thin-space thousands
+    separators (`1\\,000`) dropped, then wrapped in `$...$` unless it is already math or boxed."""
+    s = re.sub(r"(?<=\d)\\,(?=\d{3}(?!\d))", "", s.replace("\\$", ""))
     return s if "$" in s or "\\boxed" in s else f"${s}$"
 
 

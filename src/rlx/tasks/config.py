@@ -284,6 +284,22 @@ class MixtureConfig(TaskBase):
             raise ValueError(f"weights must be {len(self.tasks)} non-negative numbers with a positive sum")
         return self
 
+    @model_validator(mode="after")
+    def _one_heldout_split(self) -> "MixtureConfig":
+        """A task (or an ssl/rlpt task's source) drawing from the same problems as the target must hold out the
+        same bucket: with another heldout_fraction it would train on the target's held-out problems."""
+        def splits(t):  # (problem namespace, its held-out fraction, the field's path) a leaf draws from
+            src = getattr(t, "source", None)
+            return [(t.name, t.heldout_fraction, "heldout_fraction")] + \
+                ([(src.name, src.heldout_fraction, "source.heldout_fraction")] if src is not None else [])
+        target = {ns: f for ns, f, _ in splits(self.tasks[0])}
+        for i, t in enumerate(self.tasks[1:], 1):
+            for ns, f, path in splits(t):
+                if ns in target and f != target[ns]:
+                    raise ValueError(f"tasks[{i}].{path} = {f}, but the target (tasks[0]) holds out {target[ns]} of "
+                                     f"the same {ns} problems: set them equal, or tasks[{i}] trains on held-out ones")
+        return self
+
 
 TaskConfig = Annotated[Union[ArithmeticConfig, CountdownConfig, MathConfig, CodeConfig, SSLConfig, VideoConfig, RLPTConfig, StealthConfig, MixtureConfig],
                        Field(discriminator="name")]

@@ -71,8 +71,12 @@ class MixtureTask:
                         for p in task.train_problems(c, seed=seed * 1009 + k)]
         return out
 
-    def heldout(self, n: int, allow_fewer: bool = False) -> list[Problem]:
-        return [replace(p, meta={**p.meta, "mixture_task": 0}) for p in self.tasks[0].heldout(n, allow_fewer)]
+    def heldout(self, n: int, allow_fewer: bool | None = None) -> list[Problem]:
+        """The target's held-out problems, with the target's own default for `allow_fewer` (a dataset task
+        gives what its split has)."""
+        target = self.tasks[0]
+        problems = target.heldout(n) if allow_fewer is None else target.heldout(n, allow_fewer)
+        return [replace(p, meta={**p.meta, "mixture_task": 0}) for p in problems]
 
     def prompt(self, problem: Problem, tokenizer: Any | None = None) -> str:
         return self._of(problem).prompt(problem, tokenizer)
