@@ -103,3 +103,89 @@ def test_run_many_keeps_order_and_test_case_rewards():
 def test_fenced_code():
     assert fenced_code("text\n```python\nprint(1)\n```\nmore ```py\nprint(2)\n```") == "print(2)\n"
     assert fenced_code("print(3)") == "print(3)"
+
+
+# -- session 11 review: the audit hook is bypassable; the OS layer holds ---------------------------------
+
+DROPS_ROOT = os.geteuid() == 0  # as root the program runs as uid 65534 (or run_python refuses)
+
+SPAWN = """
+import glob, importlib.util, os, sys
+so = [f for d in sys.path for f in glob.glob(os.path.join(d, "_posixsubprocess*.so"))]
+if so:  # an extension module: load it under another name
+    spec = importlib.util.spec_from_file_location("x._posixsubprocess", so[0])
+    ps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ps)
+else:  # compiled into the interpreter
+    import _imp, importlib.machinery
+    ps = _imp.create_builtin(importlib.machinery.ModuleSpec("_posixsubprocess", None))
+r, w = os.pipe()
+pid = ps.fork_exec([b"/bin/true"], (b"/bin/true",), True, (), None, None, -1, -1, -1, -1, -1, -1, r, w,
+                   True, True, -1, None, None, None, -1, None, False)
+print("spawned", pid)
+"""
+
+
+def test_no_new_process_even_through_an_unaudited_fork():
+    """`_posixsubprocess.fork_exec` forks without an audit event. Loaded as `x._posixsubprocess` it used to
+    pass the import check (its first part only) and started a shell that outlived the timeout. Now the
+    renamed import is refused, and a built-in one cannot fork: no new processes for the program's uid."""
+    r = run_python(SPAWN, limits=FAST)
+    assert not r.ok and "spawned" not in r.stdout
+    assert "PermissionError: sandbox: importing x._posixsubprocess" in r.stderr or "BlockingIOError" in r.stderr \
+        or "Resource temporarily unavailable" in r.stderr, r.stderr[-300:]
+
+
+def test_programs_at_the_same_time_each_run():
+    """RLIMIT_NPROC 0 counts all processes of a uid: two programs as the same uid made the second exec fail
+    (empty output, reward 0). Each program running at the same time gets its own uid."""
+    res = run_many([("import time; time.sleep(0.3); print(7)", "")] * 6, FAST, workers=6)
+    assert [r.stdout for r in res] == ["7\n"] * 6 and all(r.ok for r in res)
+
+
+def test_the_program_runs_unprivileged_with_no_new_processes_and_no_network():
+    from rlx.rewards.sandbox import _unshare_net
+
+    r = run_python("import os; print(os.getuid()); print([l.split(':')[0].strip() for l in "
+                   "open('/proc/self/net/dev').read().splitlines()[2:]])", limits=FAST)
+    assert r.ok
+    uid, nets = r.stdout.splitlines()
+    if DROPS_ROOT:
+        assert 65534 - 64 < int(uid) <= 65534
+    if _unshare_net():  # a network namespace of its own: only the loopback interface (and it is down)
+        assert nets == "['lo']"
+
+
+def test_the_hooks_state_cannot_be_switched_off_from_a_traceback(tmp_path):
+    """A PermissionError's traceback shows the hook's frame: its table of checked events used to be a dict the
+    program could clear, and `inside.__code__` could be replaced. Both are refused now; and where the program
+    runs unprivileged, even a rewired check (a closure cell) cannot reach files the trainer's user owns."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    grab = ("import os\ntry:\n    os.remove({v!r})\nexcept PermissionError as e:\n    tb = e.__traceback__\n"
+            "    while tb.tb_next: tb = tb.tb_next\n    loc = tb.tb_frame.f_locals\n").format(v=str(victim))
+    r = run_python(grab + "    loc['paths'].clear()\n", limits=FAST)
+    assert not r.ok and "mappingproxy" in r.stderr
+    r = run_python(grab + "    loc['inside'].__code__ = (lambda p: True).__code__\n", limits=FAST)
+    assert not r.ok and "PermissionError: sandbox: setting __code__" in r.stderr
+    r = run_python(grab + "    loc['inside'].__closure__[0].cell_contents = '/'\nos.remove({v!r})\n".format(v=str(victim)),
+                   limits=FAST)
+    if DROPS_ROOT:
+        assert not r.ok and victim.read_text() == "keep me"
+
+
+def test_dir_fd_writes_outside_are_stopped_by_the_os_layer(tmp_path):
+    """`open`'s audit event carries no dir_fd, so the hook resolves the name inside the sandbox; as uid 65534
+    the write into the trainer's directory fails all the same."""
+    code = ("import os\nfd = os.open({d!r}, os.O_RDONLY)\nw = os.open('escaped.txt', os.O_WRONLY | os.O_CREAT, "
+            "0o644, dir_fd=fd)\nos.write(w, b'x')\n").format(d=str(tmp_path))
+    r = run_python(code, limits=FAST)
+    if DROPS_ROOT:
+        assert not r.ok and not (tmp_path / "escaped.txt").exists()
+
+
+def test_output_of_exactly_the_cap_is_not_capped():
+    r = run_python(f"import sys; sys.stdout.write('x' * {FAST.output_bytes})", limits=FAST)
+    assert r.ok and not r.output_capped and len(r.stdout) == FAST.output_bytes
+    r = run_python(f"import sys; sys.stdout.write('x' * {FAST.output_bytes + 1})", limits=FAST)
+    assert not r.ok and r.output_capped

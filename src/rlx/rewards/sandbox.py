@@ -11,36 +11,46 @@ Each call gets:
   created, written, renamed or removed only inside it (an audit hook refuses `open` for writing,
   `os.open` with write flags, and remove / rename / link / chmod / mkdir events elsewhere); stdout and
   stderr go to files the parent holds open outside it;
-* **an unprivileged user** (uid/gid 65534) when rlx runs as root and that user can run the
-  interpreter, so the process limits hold and the trainer's files and environment are out of reach
-  (where Python lives under a private home, e.g. /root/.pyenv, the program stays root and only the
-  other layers apply: run rlx as a normal user, or from a world-readable Python, for this one);
+* **an unprivileged user** (uid/gid 65534, or one of the 63 reserved ids below it: one per program running at
+  the same time on the machine, so each has its own process count) when rlx runs as root, so the process limits hold and the
+  trainer's files and environment are out of reach. The program needs only the standard library, so where
+  rlx's own Python lives under a private home (e.g. /root/.pyenv) it runs on a Python that user can run
+  (`RLX_SANDBOX_PYTHON`, else /usr/bin/python3, /usr/local/bin/python3, `python3` on PATH). As root with
+  no such Python, `run_python` refuses (`SandboxUnavailable`) rather than run the program as root;
 * **resource limits** (setrlimit): CPU seconds, address space, file size (which also caps stdout and
   stderr, written to files in the directory), no new processes (RLIMIT_NPROC 0 plus the audit hook
   refusing fork/exec/spawn/subprocess/os.system);
-* **no network**: the audit hook refuses socket creation; `ctypes`, `gc`, `_posixsubprocess` imports,
-  tracing (`sys.settrace` / `setprofile`) and `setrlimit` are refused so the hook cannot be found,
-  bypassed or loosened;
+* **no network**: a network namespace of its own (no interfaces up) wherever `unshare` can make one
+  (root, or unprivileged user namespaces); in any case the audit hook refuses socket creation, and
+  `ctypes`, `gc`, `_posixsubprocess` imports (under any name), tracing (`sys.settrace` / `setprofile`),
+  `setrlimit` and replacing a function's code are refused so the hook is hard to bypass or loosen;
 * a **wall-clock timeout**, after which the process group is killed.
 
-This is process-level isolation, sufficient for small RL reward programs on a machine you control.
-It is not a container: for untrusted code at scale, run the workers in containers or VMs as well.
+The audit hook is a second layer, not the boundary: Python code can reach its state, so what holds
+against a determined program is the OS layer (the unprivileged user with no new processes, the limits,
+the network namespace). This is process-level isolation, sufficient for small RL reward programs on a
+machine you control. It is not a container: for untrusted code at scale, run the workers in containers
+or VMs as well.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SandboxLimits", "SandboxResult", "run_python", "run_many"]
+__all__ = ["SandboxLimits", "SandboxResult", "SandboxUnavailable", "run_python", "run_many"]
 
 _BOOT = r'''
 def _install():
@@ -52,10 +62,13 @@ def _install():
                        "os.chroot", "resource.setrlimit", "resource.prlimit", "sys.settrace", "sys.setprofile"))
     # a module that could undo the hook (find it, raw calls, fork without an audit event): refused
     no_import = frozenset(("ctypes", "_ctypes", "gc", "_posixsubprocess", "_xxsubinterpreters", "_testcapi"))
+    code_attrs = frozenset(("__code__", "__defaults__", "__kwdefaults__"))
     # path arguments of events that create, change or remove files: all must lie inside the sandbox
-    paths = {"os.remove": 1, "os.rename": 2, "os.rmdir": 1, "os.mkdir": 1, "os.symlink": 2, "os.link": 2,
-             "os.chmod": 1, "os.chown": 1, "os.truncate": 1, "os.utime": 1, "os.chflags": 1, "shutil.rmtree": 1,
-             "shutil.move": 2, "shutil.copyfile": 2}
+    import types
+    paths = types.MappingProxyType({
+        "os.remove": 1, "os.rename": 2, "os.rmdir": 1, "os.mkdir": 1, "os.symlink": 2, "os.link": 2, "os.chmod": 1,
+        "os.chown": 1, "os.truncate": 1, "os.utime": 1, "os.chflags": 1, "shutil.rmtree": 1, "shutil.move": 2,
+        "shutil.copyfile": 2})  # read-only: a traceback can show the hook's locals
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
     def inside(p):
@@ -67,7 +80,9 @@ def _install():
     def hook(event, args):
         if event in block or event.startswith(("socket.", "ctypes.")):
             raise PermissionError(f"sandbox: {event} is not allowed")
-        if event == "import" and args and str(args[0]).split(".")[0] in no_import:
+        if event == "object.__setattr__" and len(args) > 1 and args[1] in code_attrs:
+            raise PermissionError(f"sandbox: setting {args[1]} is not allowed")
+        if event == "import" and args and no_import.intersection(str(args[0]).split(".")):
             raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
         if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
             mode = args[1] if len(args) > 1 and isinstance(args[1], str) else ""  # os.open reports None
@@ -97,7 +112,7 @@ class SandboxLimits:
     wall_seconds: float = 5.0  # killed after this much elapsed time
     cpu_seconds: int = 2  # RLIMIT_CPU
     memory_mb: int = 512  # RLIMIT_AS (address space)
-    output_bytes: int = 65536  # RLIMIT_FSIZE: stdout, stderr and any file written
+    output_bytes: int = 65536  # at most this much stdout, stderr or any one file (RLIMIT_FSIZE one byte more)
     max_read_bytes: int = 65536  # how much of stdout/stderr is returned
 
 
@@ -113,32 +128,94 @@ class SandboxResult:
 
 _NOBODY = 65534  # run as this uid/gid when rlx itself runs as root (containers): root ignores RLIMIT_NPROC,
 # can read the trainer's /proc/<pid>/environ and could raise its own hard limits
+# RLIMIT_NPROC counts every process of a uid, so programs running at the same time (reward_workers, parallel
+# seeds) each need a uid of their own or the second one's exec fails: 65534 (nobody) and the reserved ids below it
+_UIDS = tuple(range(_NOBODY, _NOBODY - 64, -1))
 
 
-@functools.cache
-def _nobody_can_run_python() -> bool:
-    """True when uid 65534 can reach and run this interpreter and its standard library (not when Python
-    lives under a private home such as /root/.pyenv)."""
+@contextlib.contextmanager
+def _unprivileged_uid():
+    """A uid from _UIDS that no other program of any rlx process on this machine holds (a lock file each)."""
+    while True:
+        for uid in _UIDS:
+            f = open(f"{tempfile.gettempdir()}/rlx-sandbox-uid-{uid}.lock", "a")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                continue
+            try:
+                yield uid
+            finally:
+                f.close()  # releases the lock
+            return
+        time.sleep(0.01)
+
+
+class SandboxUnavailable(RuntimeError):
+    """No safe way to run a program here (as root, with no Python the unprivileged user can run)."""
+
+
+def _nobody_can_run(python: str) -> bool:
+    """True when uid 65534 can reach and run `python` and its standard library (not when it lives under a
+    private home such as /root/.pyenv)."""
     def reachable(path: str, need: int) -> bool:
         p = Path(os.path.realpath(path))
         dirs_ok = all(os.stat(d).st_mode & 0o001 for d in [*reversed(p.parents)])
         return dirs_ok and os.stat(p).st_mode & need == need
     try:
-        return reachable(sys.executable, 0o005) and reachable(os.path.dirname(os.__file__), 0o005)
-    except OSError:
+        if not reachable(python, 0o005):
+            return False
+        out = subprocess.run([python, "-I", "-S", "-c", "import os, sys; print(os.path.dirname(os.__file__)); "
+                              "print(sys.version_info >= (3, 8))"], capture_output=True, text=True, timeout=10)
+        stdlib, new_enough = out.stdout.split()
+        return out.returncode == 0 and new_enough == "True" and reachable(stdlib, 0o005)
+    except (OSError, ValueError, subprocess.SubprocessError):
         return False
 
 
-def _limits(lim: SandboxLimits, drop_root: bool):
+@functools.cache
+def _interpreter() -> tuple[str, bool]:
+    """(the Python that runs programs, whether to switch to uid 65534): rlx's own Python unless rlx runs as
+    root and that user cannot run it; then the first of RLX_SANDBOX_PYTHON, /usr/bin/python3,
+    /usr/local/bin/python3, python3 on PATH that it can run (programs use only the standard library)."""
+    if os.geteuid() != 0:
+        return sys.executable, False
+    env = os.environ.get("RLX_SANDBOX_PYTHON")
+    for python in ([env] if env else []) + [sys.executable, "/usr/bin/python3", "/usr/local/bin/python3",
+                                            shutil.which("python3") or ""]:
+        if python and _nobody_can_run(python):
+            return python, True
+    raise SandboxUnavailable(
+        f"sandbox: rlx runs as root and uid {_NOBODY} can run no Python ({sys.executable} lies under a private "
+        "directory); set RLX_SANDBOX_PYTHON to a world-readable python3 (>= 3.8), or run rlx as a normal user")
+
+
+@functools.cache
+def _unshare_net() -> list[str]:
+    """The command prefix that gives the program a network namespace of its own ([] where none can be made)."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return []
+    cmd = [unshare, "--net"] if os.geteuid() == 0 else [unshare, "--user", "--net"]
+    try:
+        ok = subprocess.run([*cmd, "--", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return cmd if ok else []
+
+
+def _limits(lim: SandboxLimits, uid: int | None, unshare: bool):
     def apply() -> None:
-        if drop_root:
+        if uid is not None:
             os.setgroups([])
-            os.setgid(_NOBODY)
-            os.setuid(_NOBODY)
+            if not unshare:  # else `unshare` switches user after it made the namespace (that needs root)
+                os.setgid(uid)
+                os.setuid(uid)
         mem = lim.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds + 1))
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (lim.output_bytes, lim.output_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (lim.output_bytes + 1, lim.output_bytes + 1))
         resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
@@ -146,7 +223,16 @@ def _limits(lim: SandboxLimits, drop_root: bool):
 
 
 def run_python(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
-    """Run `code` as a Python program under the sandbox (module docstring); never raises on bad code."""
+    """Run `code` as a Python program under the sandbox (module docstring); never raises on bad code
+    (`SandboxUnavailable` when the machine offers no safe way to run any program)."""
+    python, drop_root = _interpreter()
+    with _unprivileged_uid() if drop_root else contextlib.nullcontext() as uid:
+        return _run(code, stdin, limits, python, uid)
+
+
+def _run(code: str, stdin: str, limits: SandboxLimits, python: str, uid: int | None) -> SandboxResult:
+    net = _unshare_net()
+    switch = ["--setgid", str(uid), "--setuid", str(uid)] if uid is not None and net else []
     with tempfile.TemporaryDirectory(prefix="rlx-sandbox-") as tmp, \
             tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         # stdout/stderr: files the parent holds open outside the sandbox directory, so the program can
@@ -154,12 +240,12 @@ def run_python(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimits
         d = Path(tmp)
         (d / "main.py").write_text(code)
         (d / "boot.py").write_text(_BOOT)
-        drop_root = os.geteuid() == 0 and _nobody_can_run_python()
-        if drop_root:
-            os.chown(tmp, _NOBODY, _NOBODY)
-        proc = subprocess.Popen([sys.executable, "-I", "-S", "boot.py"], cwd=tmp, stdin=subprocess.PIPE,
+        if uid is not None:
+            os.chown(tmp, uid, uid)
+        argv = [*net, *switch, *(["--"] if net else []), python, "-I", "-S", "boot.py"]
+        proc = subprocess.Popen(argv, cwd=tmp, stdin=subprocess.PIPE,
                                 stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"},
-                                preexec_fn=_limits(limits, drop_root), start_new_session=True)
+                                preexec_fn=_limits(limits, uid, bool(net)), start_new_session=True)
         timed_out = False
         try:
             proc.communicate(stdin.encode(), timeout=limits.wall_seconds)
@@ -178,7 +264,7 @@ def run_python(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimits
             pass
         stdout, stderr = (_head(f, limits.max_read_bytes) for f in (out, err))
         capped = proc.returncode == -signal.SIGXFSZ or max(os.fstat(f.fileno()).st_size
-                                                           for f in (out, err)) >= limits.output_bytes
+                                                           for f in (out, err)) > limits.output_bytes
         code_ = None if timed_out else proc.returncode
         return SandboxResult(code_ == 0 and not capped, code_, stdout, stderr, timed_out, capped)
 
