@@ -63,3 +63,27 @@ def test_rlx_eval_reports_the_problems_it_evaluated(tiny_model_dir, tmp_path, ca
                  "--out", str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["eval/problems"] == have
     assert f"({have} held-out problems)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_failing_verifier_is_counted_not_hidden_and_not_fatal(monkeypatch, caplog):
+    """Task.score used to turn any verifier exception into a silent wrong answer (no traceback, not counted).
+    Now it raises; evaluation and the RLVR loop score through safe_score, which counts and logs it once."""
+    from rlx.rewards.safe import safe_score
+    from rlx.tasks.arithmetic import ArithmeticTask
+
+    task = make_task(ArithmeticConfig())
+    problems = task.heldout(6)
+    bad = problems[2].id
+    real = ArithmeticTask._verify
+
+    def flaky(self, answer, problem):
+        if problem.id == bad:
+            raise OSError(24, "Too many open files")
+        return real(self, answer, problem)
+
+    monkeypatch.setattr(ArithmeticTask, "_verify", flaky)
+    score, err = safe_score(task.score, problems[2].answer, problems[2])
+    assert not score.correct and "OSError: [Errno 24]" in err
+    result = evaluate(Recording(task, problems), task, problems, EvalConfig(n=6), tokenizer=None)
+    assert result.metrics["eval/verifier_errors"] == 1.0 and result.greedy_correct.tolist() == [1, 1, 0, 1, 1, 1]
+    assert "Too many open files" in caplog.text

@@ -6,7 +6,7 @@ Usage (what SFT, the RLVR loop and `rlx eval` do):
     train = task.train_problems(64, seed=step)     # never overlaps task.heldout(...)
     prompts = [task.prompt(p, tokenizer) for p in train]
     ...generate completions...
-    scores = [task.score(c, p) for c, p in zip(completions, train)]   # never raises
+    scores = [safe_score(task.score, c, p) for c, p in zip(completions, train)]  # a failing verifier: 0 + traceback
     sft_target = task.reference_completion(problem)                   # for supervised training
 """
 

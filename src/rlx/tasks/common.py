@@ -102,13 +102,12 @@ class VerifiableTask(ABC):
         """(correct, parsed) of an extracted answer."""
 
     def score(self, completion: str, problem: Problem) -> Score:
-        """Total: malformed output scores (correct=False, parsed=False); never raises."""
-        try:
-            answer = self.extract_answer(completion)
-            fmt = format_ok(completion, self.cfg.answer_format)
-            correct, parsed = (False, False) if answer is None else self._verify(answer, problem)
-        except Exception:  # verifiers are total already; this guards future subclasses
-            correct = parsed = fmt = False
+        """Malformed output scores (correct=False, parsed=False). A verifier that fails (a bug, a sandbox that
+        cannot start) raises: the loops score through `rlx.rewards.safe.safe_score`, which counts and logs it
+        and scores the sample 0 (it used to be a silent 0 here, invisible in `rollout/reward_errors`)."""
+        answer = self.extract_answer(completion)
+        fmt = format_ok(completion, self.cfg.answer_format)
+        correct, parsed = (False, False) if answer is None else self._verify(answer, problem)
         text = completion if isinstance(completion, str) else ""
         return combine(self.cfg.reward, correct=correct, parsed=parsed, format_ok=fmt,
                        problem_id=problem.id, completion=text)

@@ -28,6 +28,7 @@ import torch
 from pydantic import Field
 
 from rlx.config import Section
+from rlx.rewards.safe import safe_score
 from rlx.rollout.base import SamplingParams
 from rlx.types import Problem
 
@@ -64,7 +65,7 @@ def build_critiques(engine, task, tokenizer, cfg: CFTConfig, seed: int) -> tuple
     rows, right, distinct = [], 0, set()
     for i, text in enumerate(gen.texts):
         p = problems[i // cfg.samples]
-        correct = task.score(text, p).correct
+        correct = safe_score(task.score, text, p)[0].correct  # a failing verifier: a wrong candidate
         right += correct
         distinct.add((i // cfg.samples, text))
         rows.append((prompts[i // cfg.samples] + text + SEPARATOR, critique_text(correct, task.reference_completion(p))))
