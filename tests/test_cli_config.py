@@ -145,3 +145,22 @@ def test_resume_accepts_a_run_whose_config_predates_new_fields_at_their_default(
                                     "task": {"name": "arithmetic"}, "eval": {"top_p": 0.9}})
     with pytest.raises(ConfigError, match="eval.top_p"):
         _same_config_or_error(tmp_path, dump_yaml(changed), changed)
+
+
+def test_resume_lets_only_the_run_length_change(tmp_path):
+    """Any field ending in `steps` used to be free to change under --resume: warmup_steps=0 on resume changed
+    the LR schedule mid-run and rewrote config.yaml. Only `steps` / `total_steps` (train longer) may change."""
+    from rlx.cli import _same_config_or_error
+    from rlx.config import build_config, dump_yaml
+    from rlx.train.rlvr_config import Config
+
+    def cfg(**train):
+        return build_config(Config, {"kind": "rlvr", "model": {"path": "assets/arith-base"},
+                                     "task": {"name": "arithmetic"}, "train": train})
+
+    (tmp_path / "config.yaml").write_text(dump_yaml(cfg(steps=4, optim={"warmup_steps": 2})))
+    longer = cfg(steps=8, optim={"warmup_steps": 2})
+    _same_config_or_error(tmp_path, dump_yaml(longer), longer)  # no error
+    other = cfg(steps=8, optim={"warmup_steps": 0})
+    with pytest.raises(ConfigError, match=r"train\.optim\.warmup_steps \(2 -> 0\)"):
+        _same_config_or_error(tmp_path, dump_yaml(other), other)

@@ -125,12 +125,14 @@ def _field_default(cfg: Any, dotted: str) -> Any:
 
 
 _NO_DEFAULT = object()
+_RUN_LENGTH = frozenset(("steps", "total_steps"))  # may change under --resume: train a finished run for longer
 
 
 def config_differences(saved_yaml: str, config_yaml: str, cfg: Any = None, ignore_steps: bool = False) -> list[str]:
     """The fields where a run's saved config.yaml and `config_yaml` differ, as 'a.b (old -> new)'. A field added
     to rlx after the run started is absent from its config.yaml and counts as equal at its default (`cfg`,
-    the validated config, gives the defaults); `ignore_steps` also lets fields named `...steps` differ."""
+    the validated config, gives the defaults); `ignore_steps` also lets a run's length differ: fields named
+    `steps` or `total_steps` (not warmup_steps, num_steps, ...: those change what the steps do)."""
     import yaml
 
     if saved_yaml == config_yaml:
@@ -139,13 +141,13 @@ def config_differences(saved_yaml: str, config_yaml: str, cfg: Any = None, ignor
     new_at_default = {k for k in new.keys() - old.keys() if cfg is not None and _field_default(cfg, k) == new[k]}
     return [f"{k} ({old.get(k, '-')!r} -> {new.get(k, '-')!r})" for k in sorted(old.keys() | new.keys())
             if old.get(k) != new.get(k) and k not in new_at_default
-            and not (ignore_steps and k.split(".")[-1].endswith("steps"))]
+            and not (ignore_steps and k.split(".")[-1] in _RUN_LENGTH)]
 
 
 def _same_config_or_error(out_path: Path, config_yaml: str, cfg: Any = None) -> None:
     """--resume continues exactly only with the config that started the run: refuse a different one
-    (before config.yaml is rewritten), naming the fields that differ. Step counts (fields named
-    `...steps`, e.g. `total_steps=2048` to train a finished run for longer) may change."""
+    (before config.yaml is rewritten), naming the fields that differ. The run's length (`steps`,
+    `total_steps`, e.g. `total_steps=2048` to train a finished run for longer) may change."""
     saved = out_path / "config.yaml"
     if not saved.is_file() or not saved.read_text().strip():
         return

@@ -94,6 +94,14 @@ def test_cli_end_to_end_and_bad_input(tiny, tmp_path):
         qcli.main(_args(checkpoint=str(ckpt), out=str(out), bits=9))
     with pytest.raises(ConfigError, match="checkpoint"):
         qcli.main(_args(checkpoint=str(tmp_path / "missing"), out=str(out)))
+    # --out used to be replaced whatever it held (a training run's checkpoints and metrics were deleted)
+    assert qcli.main(_args(checkpoint=str(ckpt), out=str(out), method="rtn", bits=8, group_size=16, calib_n=8)) == 0
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("{}\n")
+    with pytest.raises(ConfigError, match="not a quantized checkpoint"):
+        qcli.main(_args(checkpoint=str(ckpt), out=str(run), method="rtn", bits=4, group_size=16, calib_n=8))
+    assert (run / "metrics.jsonl").read_text() == "{}\n" and (run / "checkpoints").is_dir()
 
 
 def test_cli_config_file_and_flag_precedence(tmp_path):

@@ -58,6 +58,12 @@ def main(args) -> int:
     ckpt = Path(args.checkpoint)
     if not (ckpt / "config.json").is_file():
         raise ConfigError(f"config error: checkpoint = {args.checkpoint!r}: no Hugging Face checkpoint (config.json) there")
+    out_dir = Path(args.out)
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
+                                                      and not (out_dir / "quant_config.json").is_file())):
+        # the quantized checkpoint replaces --out as a whole: never a run directory or anything else
+        raise ConfigError(f"config error: --out {args.out}: exists and is not a quantized checkpoint (no "
+                          "quant_config.json); it would be replaced, so choose a new or empty directory")
     from rlx.models import ModelConfig, load_policy
     from rlx.quant.api import quantize, save_quantized
 
