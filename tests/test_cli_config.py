@@ -164,3 +164,22 @@ def test_resume_lets_only_the_run_length_change(tmp_path):
     other = cfg(steps=8, optim={"warmup_steps": 0})
     with pytest.raises(ConfigError, match=r"train\.optim\.warmup_steps \(2 -> 0\)"):
         _same_config_or_error(tmp_path, dump_yaml(other), other)
+
+
+def test_yaml_duplicates_locations_and_adam_betas_are_config_errors(tmp_path, capsys):
+    """A key given twice used to be read silently (the last one won); a YAML error gave no line; betas
+    outside [0, 1) crashed inside torch with a traceback."""
+    from rlx.config import read_yaml
+
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("kind: sft\ntrain:\n  steps: 3\nseed: 1\ntrain: {steps: 2}\n")
+    with pytest.raises(ConfigError, match=r"line 5, column 1\): key 'train' appears twice \(lines 2 and 5\)"):
+        read_yaml(dup)
+    tab = tmp_path / "tab.yaml"
+    tab.write_text("kind: sft\ntrain:\n\tsteps: 3\n")
+    with pytest.raises(ConfigError, match=r"\(line 3, column 1\): found character '\\t'"):
+        read_yaml(tab)
+    out = tmp_path / "r"
+    assert main(["train", "recipes/arith_sft.yaml", "train.optim.betas=[0.9,2]", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "train.optim.betas" in err and "Traceback" not in err and not out.exists()

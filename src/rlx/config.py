@@ -49,7 +49,20 @@ C = TypeVar("C", bound=BaseModel)
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans: only true/false (any case) are bools, so `level: off` or
-    `mode: no` stay strings, as recipe authors mean them (YAML 1.1 reads on/off/yes/no as bools)."""
+    `mode: no` stay strings, as recipe authors mean them (YAML 1.1 reads on/off/yes/no as bools).
+    A key given twice in one mapping is an error (YAML loaders silently keep the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (lines {seen[key] + 1} and "
+                    f"{key_node.start_mark.line + 1}); the first would be ignored", key_node.start_mark)
+            if isinstance(key, str):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.yaml_implicit_resolvers = {k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
@@ -70,7 +83,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = _load(p.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"config error: {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"config error: {p} is not valid YAML{where}: {what}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
@@ -18,7 +18,8 @@ class OptimConfig(Section):
 
     lr: float = Field(1e-3, gt=0, le=1.0, description="peak learning rate")
     weight_decay: float = Field(0.0, ge=0, description="decoupled weight decay")
-    betas: tuple[float, float] = Field((0.9, 0.95), description="Adam betas")
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field(
+        (0.9, 0.95), description="Adam betas, each in [0, 1)")
     eps: float = Field(1e-8, gt=0, description="Adam epsilon")
     warmup_steps: int = Field(0, ge=0, description="linear warmup steps")
     schedule: Literal["constant", "cosine"] = Field("constant", description="decay after warmup")
