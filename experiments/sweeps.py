@@ -29,11 +29,18 @@ def run_conditions(conditions: dict[str, list[str]], recipe: str, *, seeds: int,
         rlx("sweep", recipe, *conditions[name], "--seeds", str(seeds), "--out", str(out / name),
             "--parallel", str(parallel), "--skip-done")
     report = out / "report"
+    shutil.rmtree(report, ignore_errors=True)  # never publish an earlier run's report
     metric_args = [a for m in metrics for a in ("--metric", m)]
     code = rlx("compare", *(str(out / n) for n in conditions), "--names", *conditions, *metric_args,
                "--out", str(report))
+    if code != 0 or not report.is_dir():  # keep the committed report and summaries as they were
+        print(f"rlx compare failed (exit {code}): {dest} left unchanged", file=sys.stderr)
+        return code or 1
+    fresh = dest / ".report.new"
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(report, fresh)
     shutil.rmtree(dest / "report", ignore_errors=True)
-    shutil.copytree(report, dest / "report")
+    fresh.rename(dest / "report")
     summaries = {n: {p.parent.name: json.loads(p.read_text()) for p in sorted((out / n).glob("seed_*/summary.json"))}
                  for n in conditions}
     (dest / "summaries.json").write_text(json.dumps(summaries, indent=2, sort_keys=True) + "\n")

@@ -143,3 +143,30 @@ def test_few_seeds_get_a_note_about_narrow_intervals(two_sweeps):
     cmp = compare.compare_sweeps([compare.load_sweep(a), compare.load_sweep(b)], ["eval/accuracy"], reps=2000)
     assert (cmp.estimates["A"]["mean"].low, cmp.estimates["A"]["mean"].high) == pytest.approx((0.2, 0.6), abs=1e-12)
     assert sum("only 3 seeds" in n for n in cmp.notes) == 2
+
+
+def test_intervals_do_not_depend_on_which_sweeps_are_listed_first(tmp_path):
+    """All sweeps used to draw from one generator in turn, so `compare A B` and `compare B A` printed
+    different intervals for the same runs."""
+    write_sweep(tmp_path / "A", [0.1, 0.5, 0.2, 0.9, 0.3])
+    write_sweep(tmp_path / "B", [0.4, 0.6, 0.2, 0.8, 0.7])
+    write_sweep(tmp_path / "C", [0.3, 0.1, 0.6, 0.4, 0.2])
+    a, b, c = (compare.load_sweep(tmp_path / n) for n in "ABC")
+    one = compare.compare_sweeps([a, b, c], ["eval/accuracy"], reps=2000, seed=0)
+    two = compare.compare_sweeps([b, c, a], ["eval/accuracy"], reps=2000, seed=0)
+    for name in "ABC":
+        assert one.estimates[name] == two.estimates[name]
+    assert dict(((x, y), iv) for x, y, iv in one.pairs)[("A", "B")] == \
+        dict(((x, y), iv) for x, y, iv in compare.compare_sweeps([a, b], ["eval/accuracy"], 2000, 0).pairs)[("A", "B")]
+
+
+def test_the_profile_band_resamples_the_metrics_of_a_seed_together():
+    """Six seeds, the second metric a copy of the first, tau 0.5 with three seeds above: the fraction above
+    tau is Binomial(6, 1/2) / 6 under whole-seed resampling, so the band's 2.5% point is 1/6. Resampled as
+    independent columns the band was [0.25, 0.75], too narrow."""
+    x = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    scores = np.stack([x, x], axis=1)
+    _, low, high = stats.performance_profile_ci(scores, [0.5], reps=20_000, seed=0, paired=True)
+    assert low[0] == pytest.approx(1 / 6) and high[0] == pytest.approx(5 / 6)
+    _, low_u, high_u = stats.performance_profile_ci(scores, [0.5], reps=20_000, seed=0)
+    assert high_u[0] - low_u[0] < high[0] - low[0]

@@ -277,3 +277,15 @@ def test_interval_coverage_on_known_distribution():
         _, low, high = S.bootstrap_ci(x, "mean", reps=1000, seed=rng)
         hits += low <= 0.5 <= high
     assert 0.86 <= hits / 400 <= 0.98
+
+
+def test_aggregates_give_nan_for_a_nan_score_instead_of_a_number():
+    """iqm trimmed a NaN away (2.5), P(X > Y) counted NaN as a loss (0.0) and the profile as below tau."""
+    from rlx.evaluation import stats
+
+    nan = float("nan")
+    assert np.isnan(stats.iqm(np.array([[1.0], [2.0], [3.0], [nan]])))
+    assert stats.iqm(np.array([[1.0], [2.0], [3.0], [4.0]])) == 2.5
+    assert np.isnan(stats.probability_of_improvement(np.array([[nan], [nan]]), np.array([[0.0], [1.0]])))
+    assert np.isnan(stats.performance_profile(np.array([[nan], [1.0]]), [0.5])).all()
+    assert stats.performance_profile(np.array([[0.0], [1.0]]), [0.5]).tolist() == [0.5]

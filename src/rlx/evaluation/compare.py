@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -170,7 +171,9 @@ def compare_sweeps(sweeps: Sequence[Sweep], metrics: Sequence[str], reps: int = 
     if len(set(names)) != len(names):
         raise ConfigError(f"compare: names must be distinct, got {names} (use --names)")
     scores = score_matrices(sweeps, metrics)
-    rng = stats.make_rng(seed)
+
+    def rng(*names: str) -> np.random.Generator:  # a stream per sweep / pair: the same runs get the same
+        return np.random.default_rng([seed, zlib.crc32("\0".join(names).encode())])  # intervals in any order
     estimates: dict[str, dict[str, stats.Interval]] = {}
     refused = [s.name for s in sweeps if len(s.runs) < 2]
     for s in sweeps:
@@ -178,7 +181,7 @@ def compare_sweeps(sweeps: Sequence[Sweep], metrics: Sequence[str], reps: int = 
         if s.name in refused:
             estimates[s.name] = {m: _nan_interval(stats.METRICS[m](x)) for m in STATISTICS}
         else:
-            estimates[s.name] = stats.interval_estimates({s.name: x}, STATISTICS, reps, rng, confidence,
+            estimates[s.name] = stats.interval_estimates({s.name: x}, STATISTICS, reps, rng(s.name), confidence,
                                                          paired=True)[s.name]  # metrics of one seed move together
     pairs = []
     for a, b in combinations(sweeps, 2):
@@ -186,7 +189,7 @@ def compare_sweeps(sweeps: Sequence[Sweep], metrics: Sequence[str], reps: int = 
         if a.name in refused or b.name in refused:
             pairs.append((a.name, b.name, _nan_interval(stats.probability_of_improvement(xa, xb))))
         else:
-            p_ab = stats.probability_of_improvement_ci(xa, xb, reps, confidence, rng, paired=True)
+            p_ab = stats.probability_of_improvement_ci(xa, xb, reps, confidence, rng(a.name, b.name), paired=True)
             pairs.append((a.name, b.name, stats.Interval(*p_ab)))
     notes = [f"{s.name}: skipped failed seeds {', '.join(s.failed)}" for s in sweeps if s.failed]
     notes += [f"{n}: intervals refused: a single seed gives no confidence interval (run rlx sweep --seeds 5)"

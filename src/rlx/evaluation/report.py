@@ -113,7 +113,8 @@ def _figures(cmp: Comparison, out: Path) -> tuple[list[tuple[str, Path]], list[s
     for s in cmp.sweeps:
         x = cmp.scores[s.name]
         if len(s.runs) >= 2:
-            profiles[s.name] = stats.performance_profile_ci(x, taus, BAND_REPS, cmp.confidence, cmp.seed)
+            profiles[s.name] = stats.performance_profile_ci(x, taus, BAND_REPS, cmp.confidence, cmp.seed,
+                                                            paired=True)  # as compare: metrics of one seed together
         else:
             profiles[s.name] = (stats.performance_profile(x, taus), None, None)
     figs.append(("Performance profiles", plots.plot_performance_profiles(

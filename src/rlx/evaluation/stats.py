@@ -83,7 +83,8 @@ def median(scores: np.ndarray) -> np.ndarray:
 def iqm(scores: np.ndarray) -> np.ndarray:
     """Interquartile mean: drop floor(N/4) lowest and highest of the N = R*T scores, average the rest.
 
-    Equals scipy.stats.trim_mean(scores, 0.25, axis=None). Paper: rliable.
+    Equals scipy.stats.trim_mean(scores, 0.25, axis=None). Paper: rliable. A NaN score gives NaN (the sort
+    put it last, where the trim dropped it), as in mean, median and optimality_gap.
     """
     s = np.asarray(scores, dtype=np.float64)
     flat = s.reshape(*s.shape[:-2], -1)
@@ -92,7 +93,9 @@ def iqm(scores: np.ndarray) -> np.ndarray:
     if cut == 0:
         return flat.mean(axis=-1)
     # a full sort of short rows is faster than np.partition with two pivots (numpy's SIMD sort)
-    return np.sort(flat, axis=-1)[..., cut : n - cut].mean(axis=-1)
+    ordered = np.sort(flat, axis=-1)
+    out = ordered[..., cut : n - cut].mean(axis=-1)
+    return np.where(np.isnan(ordered[..., -1]), np.nan, out)  # NaNs sort last
 
 
 def optimality_gap(scores: np.ndarray, gamma: float = 1.0) -> np.ndarray:
@@ -313,7 +316,8 @@ def performance_profile(
     else:
         raise ConfigError(f"kind = {kind!r}: expected 'run' or 'mean'")
     # one comparison pass per tau keeps memory at the size of `flat`
-    return np.stack([(flat > tau).mean(axis=-1) for tau in taus], axis=-1)
+    out = np.stack([(flat > tau).mean(axis=-1) for tau in taus], axis=-1)
+    return np.where(np.isnan(flat).any(axis=-1)[..., None], np.nan, out)  # a NaN is not "below tau": NaN
 
 
 def performance_profile_ci(
@@ -324,14 +328,16 @@ def performance_profile_ci(
     seed: SeedLike = 0,
     kind: Literal["run", "mean"] = "run",
     task_bootstrap: bool = False,
+    paired: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(profile, low, high), each [len(taus)]: the profile and its pointwise bootstrap band."""
+    """(profile, low, high), each [len(taus)]: the profile and its pointwise bootstrap band (`paired`: the
+    columns are measurements of the same runs and are resampled together, see `resample_indices`)."""
     _check(reps, confidence)
     s = as_score_matrix(scores)
     _need_runs(s, "performance_profile_ci")
     taus = np.asarray(taus, dtype=np.float64)
     (dist,) = bootstrap_distribution(
-        s, [lambda x: performance_profile(x, taus, kind)], reps, make_rng(seed), task_bootstrap
+        s, [lambda x: performance_profile(x, taus, kind)], reps, make_rng(seed), task_bootstrap, paired
     )
     low, high = percentile_interval(dist, confidence)
     return performance_profile(s, taus, kind), low, high
@@ -348,7 +354,8 @@ def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> np
     x = np.asarray(scores_x, dtype=np.float64)[..., :, None, :]  # [..., R_x, 1, T]
     y = np.asarray(scores_y, dtype=np.float64)[..., None, :, :]  # [..., 1, R_y, T]
     wins = (x > y).mean(axis=(-3, -2)) + 0.5 * (x == y).mean(axis=(-3, -2))  # [..., T]
-    return wins.mean(axis=-1)
+    bad = np.isnan(x).any(axis=(-3, -2, -1)) | np.isnan(y).any(axis=(-3, -2, -1))  # a NaN is no loss: NaN
+    return np.where(bad, np.nan, wins.mean(axis=-1))
 
 
 def probability_of_improvement_ci(
