@@ -51,3 +51,11 @@ def test_grouping_cannot_hide_an_explosive_answer():
         assert too_costly(bad), bad
     for fine in ("x^2 + y^2", r"2^{3} \cdot 3^{2}", r"2^{\frac{1}{2}}", r"e^{i\pi}", "10^{-3}", r"\sqrt{2}^{3}"):
         assert not too_costly(fine), fine
+
+
+def test_huge_binomials_are_refused_before_sympy():
+    """\\binom{999999}{499999} passed the cost screen and took 66 s in a reward thread (no timeout there)."""
+    from rlx.rewards.mathverify import too_costly
+
+    assert too_costly("\\binom{999999}{499999}") and too_costly("{99999 \\choose 3}")
+    assert not too_costly("\\binom{5}{2}") and math_equal("\\binom{5}{2}", "10")

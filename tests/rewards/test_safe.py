@@ -34,6 +34,25 @@ def test_each_distinct_failure_reported_once():
     assert errors.metrics() == {"rollout/reward_errors": 6.0, "rollout/reward_error_kinds": 2.0}
 
 
+def chained(completion, problem):
+    try:
+        return float(completion)
+    except ValueError:
+        if completion == "plain":
+            raise RuntimeError("no number") from None
+        raise RuntimeError("no number")  # the ValueError, with the input in its message, is the context
+
+
+def test_a_chained_failure_is_one_kind_whatever_the_messages():
+    """Only the last line's message used to be dropped from the key: an exception raised while handling
+    another kept the first message (with the input), so 1000 samples were 1000 kinds, each logged."""
+    errors = RewardErrors()
+    logged = [errors.record(safe_score(chained, f"answer {i}", None)[1]) for i in range(50)]
+    assert logged == [True] + [False] * 49 and errors.metrics()["rollout/reward_error_kinds"] == 1.0
+    assert errors.record(safe_score(chained, "plain", None)[1])  # `from None`: another chain, another kind
+    assert errors.record("Traceback (most recent call last):\nValueError: x")  # plain text still works
+
+
 def test_base_exceptions_are_not_swallowed():
     import pytest
 

@@ -25,6 +25,7 @@ _COSTLY = [
     re.compile(r"(\^|\*\*)\s*[{(]?\s*-?\d{4,}"),  # exponent with 4+ digits
     re.compile(r"[)}]\s*!|\d{4,}\s*!"),  # factorial of a group or of a 4+ digit number
     re.compile(r"\d[eE][+-]?\d{3,}"),  # 1e999
+    re.compile(r"\\(?:d|t)?binom\s*\{?\s*\d{4,}|\d{4,}\s*\}?\s*\\choose"),  # \binom{999999}{499999}: 66 s in sympy
 ]
 
 

@@ -45,12 +45,36 @@ def safe_score(fn: Callable[[str, Any], Any], completion: str, problem: Any) -> 
     KeyboardInterrupt (a kill of the run) goes through."""
     try:
         return _as_score(fn(completion, problem)), None
-    except (Exception, SystemExit):
-        return ZERO, traceback.format_exc()
+    except (Exception, SystemExit) as e:
+        failure = Failure(traceback.format_exc())
+        failure.key = _exception_key(e)
+        return ZERO, failure
+
+
+class Failure(str):
+    """A failure's traceback text; `.key` names its kind for logging once (see `_exception_key`)."""
+
+    key: str
+
+
+def _exception_key(e: BaseException | None) -> str:
+    """The kind of a failure: exception types and frames along the whole chain (`raise ... from`, or raised
+    while handling another), without any message (messages often hold the input, so every sample would be a
+    new kind)."""
+    parts, seen = [], set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        frames = ";".join(f"{f.filename}:{f.lineno}:{f.name}" for f in traceback.extract_tb(e.__traceback__))
+        parts.append(f"{type(e).__module__}.{type(e).__qualname__}@{frames}")
+        e = e.__cause__ if e.__cause__ is not None else (None if e.__suppress_context__ else e.__context__)
+    return "|".join(parts)
 
 
 def _failure_key(error_text: str) -> str:
-    """Traceback frames plus the exception type, without the message (it often holds the input)."""
+    """The key of a traceback given as plain text: its frames and the last exception's type."""
+    key = getattr(error_text, "key", None)
+    if key is not None:
+        return key
     lines = error_text.rstrip().splitlines()
     if not lines:
         return ""
