@@ -80,3 +80,11 @@ def test_heldout_ids_depend_on_question_not_config():
     harder = ArithmeticConfig(max_operands=3)
     for p in make_task(harder).heldout(300):
         assert is_heldout(p.id, 0.1) and p.id == problem_id("arithmetic", p.question)
+
+
+def test_a_small_heldout_fraction_is_not_taken_for_an_exhausted_space():
+    """Every draw outside the held-out bucket used to count toward the stall limit, so at fraction 0.001
+    (3-digit arithmetic: ~2,400 held-out problems) the stream stopped after 36 problems."""
+    task = make_task(ArithmeticConfig(min_digits=3, max_digits=3, heldout_fraction=0.001))
+    problems = task.heldout(150)
+    assert len({p.id for p in problems}) == 150 and all(is_heldout(p.id, 0.001) for p in problems)

@@ -23,6 +23,10 @@ __all__ = ["problem_id", "is_heldout", "draw", "HeldoutStream", "HELDOUT_SEED"]
 
 HELDOUT_SEED = 20_240_611  # fixed: held-out sets never depend on a run's seed
 _MAX_STALL = 5_000  # consecutive draws without a new problem before we call the space exhausted
+# ... scaled for a small held-out fraction f, where a new held-out problem takes ~1/f draws: the held-out
+# space is exhausted after ~500 draws in its bucket without a new one (the same 5,000 at the default 0.1)
+_BUCKET_REPEATS = 500
+_MAX_DRAWS = 20_000_000
 
 
 def problem_id(task_name: str, canonical_question: str) -> str:
@@ -65,7 +69,7 @@ class HeldoutStream:
         self.exhausted = False  # no new held-out problem in _MAX_STALL draws: the space is used up
 
     def take(self, n: int, allow_fewer: bool = False) -> list[Problem]:
-        stall = 0
+        stall, limit = 0, min(_MAX_DRAWS, max(_MAX_STALL, int(_BUCKET_REPEATS / max(self.fraction, 1e-12))))
         while len(self.problems) < n and not self.exhausted:
             p = self.sample(self.rng)
             if is_heldout(p.id, self.fraction) and p.id not in self.seen:
@@ -74,7 +78,7 @@ class HeldoutStream:
                 stall = 0
             else:
                 stall += 1
-                self.exhausted = stall > _MAX_STALL
+                self.exhausted = stall > limit
         if len(self.problems) < n and not allow_fewer:
             raise ConfigError(f"config error: task: the held-out space has only {len(self.problems)} problems, "
                               f"{n} requested (raise digits/operands or heldout_fraction)")
