@@ -57,6 +57,17 @@ def test_jsonl_and_parquet_with_custom_fields(tmp_path):
         assert len(task.heldout(40)) + len({x.id for x in task.train_problems(400, seed=1)}) == 40
 
 
+def test_rows_with_a_null_or_empty_field_are_skipped_not_read_as_none(tmp_path, caplog):
+    """A null answer used to become the string "None" (so `\\boxed{None}` scored correct) and a null question
+    the prompt "None"."""
+    rows = [{"question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(40)]
+    rows[3]["answer"], rows[7]["question"], rows[9]["answer"] = None, None, "  "
+    task = make_task(MathConfig(path=str(_write(tmp_path, rows))))
+    got = task.train_problems(400, seed=0) + task.heldout(40)
+    assert len({p.id for p in got}) == 37 and not any(p.answer == "None" or p.question == "None" for p in got)
+    assert "skipped 3 row(s)" in caplog.text and "first: row 3" in caplog.text
+
+
 def test_hf_datasets_directory_and_heldout_split(tmp_path):
     d = tmp_path / "ds"
     d.mkdir()

@@ -10,6 +10,7 @@ of the whitespace-normalised question). Held-out problems are a hash bucket of t
 from __future__ import annotations
 
 import json
+import logging
 import random
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from rlx.tasks.heldout import is_heldout, problem_id
 from rlx.types import Problem
 
 __all__ = ["MathTask", "SAMPLE_PATH", "load_rows"]
+
+log = logging.getLogger(__name__)
 
 SAMPLE_PATH = Path(__file__).resolve().parent.parent / "data" / "math_sample.jsonl"
 
@@ -93,18 +96,24 @@ class MathTask(VerifiableTask):
 
     def _problems(self, rows: list[dict[str, Any]], where: str) -> list[Problem]:
         q, a = self.cfg.question_field, self.cfg.answer_field
-        out, seen = [], set()
+        out, seen, empty = [], set(), []
         for i, row in enumerate(rows):
             for field_name, key in (("question_field", q), ("answer_field", a)):
                 if key not in row:
                     raise ConfigError(f"config error: task.{field_name} = {key!r}: not a field of row {i} "
                                       f"of the {where} (fields: {sorted(row)[:10]})")
+            if any(row[k] is None or not str(row[k]).strip() for k in (q, a)):  # null used to become "None"
+                empty.append(i)
+                continue
             question, answer = str(row[q]).strip(), self._answer(row[a], i, where)
             pid = problem_id(self.name, " ".join(question.split()))
             if pid in seen:
                 continue
             seen.add(pid)
             out.append(Problem(id=pid, question=question, answer=answer, meta={"row": i}))
+        if empty:
+            log.warning("task: skipped %d row(s) of the %s with an empty or null %r or %r (first: row %d)",
+                        len(empty), where, q, a, empty[0])
         return out
 
     def _answer(self, value: Any, row: int, where: str) -> str:
