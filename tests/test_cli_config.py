@@ -183,3 +183,19 @@ def test_yaml_duplicates_locations_and_adam_betas_are_config_errors(tmp_path, ca
     assert main(["train", "recipes/arith_sft.yaml", "train.optim.betas=[0.9,2]", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "train.optim.betas" in err and "Traceback" not in err and not out.exists()
+
+
+def test_overrides_index_lists_and_read_numbers_as_written():
+    """`task.tasks.0.max_value=5` used to fail ("tasks is a value, not a section"); YAML 1.1 read `-` as
+    [None], 010 as 8, 1:20 as 80 and `#a` as null."""
+    from rlx.config import apply_overrides
+
+    data = {"task": {"tasks": [{"name": "arithmetic"}, {"name": "countdown"}]}, "net": {"hidden": [64, 64]}}
+    out = apply_overrides(data, ["task.tasks.0.max_value=5", "net.hidden.1=32", "task.operators=-", "seed=010",
+                                 "train.log_every=1:20", "x=#a", "lr=3e-5", "flag=true", "y=null", "z=[1,2]"])
+    assert out["task"]["tasks"][0] == {"name": "arithmetic", "max_value": 5} and out["net"]["hidden"] == [64, 32]
+    assert (out["task"]["operators"], out["seed"], out["train"]["log_every"], out["x"]) == ("-", 10, "1:20", "#a")
+    assert (out["lr"], out["flag"], out["y"], out["z"]) == (3e-5, True, None, [1, 2])
+    assert data["net"]["hidden"] == [64, 64]  # the input is not changed
+    with pytest.raises(ConfigError, match=r"task\.tasks is a list of 2; '5' is not an index of it"):
+        apply_overrides(data, ["task.tasks.5.max_value=1"])

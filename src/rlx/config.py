@@ -104,6 +104,8 @@ def _parse_value(text: str) -> Any:
         except yaml.YAMLError:
             return stripped[1:-1]
         return value if isinstance(value, str) else stripped[1:-1]
+    if _PLAIN_NUMBER.fullmatch(stripped):  # decimal as written: YAML 1.1 reads 010 as 8 and 1:20 as 80
+        return int(stripped) if _PLAIN_INT.fullmatch(stripped) else float(stripped)
     try:
         value = _load(text)
     except yaml.YAMLError:
@@ -113,7 +115,17 @@ def _parse_value(text: str) -> Any:
             return float(value)
         except ValueError:
             return value
+    if isinstance(value, (list, dict)) and not stripped.startswith(("[", "{")):
+        return text  # `-` is not a one-item list of null: the user wrote a string
+    if value is None and stripped not in ("", "~", "null", "Null", "NULL"):
+        return text  # `#a` is not a YAML comment here
+    if isinstance(value, int) and not isinstance(value, bool) and not _PLAIN_INT.fullmatch(stripped):
+        return text  # 0o10, 1:20, 1_000, 0x1F: YAML 1.1 integer forms nobody means on a command line
     return value
+
+
+_PLAIN_INT = re.compile(r"[+-]?\d+")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -130,15 +142,23 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not all(parts):
             raise ConfigError(f"config error: override key {key!r} is not a dotted field name")
         node = out
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = {}
-                node[part] = child
-            if not isinstance(child, dict):
-                raise ConfigError(f"config error: {key}: {part} is a value, not a section")
-            node = child
-        node[parts[-1]] = _parse_value(value)
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):  # `task.tasks.0.max_value=5`: an index into a list
+                if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+                    raise ConfigError(f"config error: {key}: {'.'.join(parts[:i]) or part} is a list of "
+                                      f"{len(node)}; {part!r} is not an index of it")
+                part = int(part)
+            elif not isinstance(node, dict):
+                raise ConfigError(f"config error: {key}: {parts[i - 1]} is a value, not a section")
+            if last:
+                node[part] = _parse_value(value)
+            else:
+                child = node[part] if isinstance(node, list) else node.get(part)
+                if child is None:
+                    child = {}
+                    node[part] = child
+                node = child
     return out
 
 
