@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -157,3 +158,27 @@ def test_a_run_that_crashed_before_logging_anything_does_not_block_a_fresh_start
     (tmp_path / "s" / "checkpoints" / "step_00000001").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="--resume"):
         RunDir(tmp_path / "s", "a: 1\n")
+
+
+def test_resume_cleans_what_a_kill_inside_a_checkpoint_write_left(tmp_path):
+    """A SIGKILL mid-checkpoint left `.step_K.*.tmp` (17 MB in the review) for good; a kill between the two
+    renames of a replace left the previous version as `.step_K.old` with no `step_K`."""
+    run = RunDir(tmp_path / "r", "a: 1\n")
+    run.save_checkpoint(2, lambda d: (d / "w.txt").write_text("two"))
+    ck = tmp_path / "r" / "checkpoints"
+    (ck / ".step_00000004.abc.tmp").mkdir()
+    (ck / ".step_00000004.abc.tmp" / "w.txt").write_text("half")
+    os.replace(ck / "step_00000002", ck / ".step_00000002.old")  # killed between the renames
+    run.close()
+    run = RunDir(tmp_path / "r", "a: 1\n", resume=True)
+    assert sorted(p.name for p in ck.iterdir() if p.name != "LATEST") == ["step_00000002"]
+    assert (ck / "step_00000002" / "w.txt").read_text() == "two"
+    run.close()
+
+
+def test_commands_without_resume_do_not_suggest_it(tmp_path):
+    run = RunDir(tmp_path / "e", "a: 1\n")
+    run.log(0, {"eval/accuracy": 0.5})
+    run.close()
+    with pytest.raises(FileExistsError, match="already holds a run; choose another --out$"):
+        RunDir(tmp_path / "e", "a: 1\n", resumable=False)

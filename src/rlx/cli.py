@@ -151,7 +151,13 @@ def _same_config_or_error(out_path: Path, config_yaml: str, cfg: Any = None) -> 
     saved = out_path / "config.yaml"
     if not saved.is_file() or not saved.read_text().strip():
         return
-    diff = config_differences(saved.read_text(), config_yaml, cfg, ignore_steps=True)
+    import yaml
+
+    try:
+        diff = config_differences(saved.read_text(), config_yaml, cfg, ignore_steps=True)
+    except yaml.YAMLError as e:  # edited by hand
+        raise ConfigError(f"config error: --resume: {saved} is not valid YAML ({str(e).splitlines()[0]}); restore "
+                          "it to the config that started the run") from None
     if not diff:
         return
     raise ConfigError(f"config error: --resume: the config differs from {saved} at {'; '.join(diff[:5])}"

@@ -108,6 +108,19 @@ def atomic_dir(final: str | Path, write: Callable[[Path], None]) -> Path:
     return final
 
 
+def _finish_interrupted_swaps(parent: Path) -> None:
+    """Clean what a kill inside `atomic_dir` leaves in `parent`: `.NAME.*.tmp` (a half-written directory:
+    removed) and `.NAME.old` (the previous version: put back if NAME is missing, else removed)."""
+    for p in parent.glob(".*.tmp"):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    for p in parent.glob(".*.old"):
+        final = parent / p.name[1:-len(".old")]
+        if final.exists():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            os.replace(p, final)
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """Read metrics.jsonl; a torn line (from a kill mid-write) is skipped, and the rows after it are kept
     (`RunDir` starts appending on a fresh line, so a torn line never swallows the next row)."""
@@ -158,19 +171,19 @@ class RunDir:
         run.write_summary({"eval/accuracy": 0.41})
     """
 
-    def __init__(self, path: str | Path, config_yaml: str, resume: bool = False):
+    def __init__(self, path: str | Path, config_yaml: str, resume: bool = False, resumable: bool = True):
+        """resumable: the command has --resume (training); else the hint says to choose another --out."""
         self.path = Path(path)
         self.resume = resume
         if not resume and self.path.exists() and any(self.path.iterdir()):
             metrics = self.path / "metrics.jsonl"
             logged = metrics.exists() and metrics.stat().st_size > 0
             if logged or _step_dirs(self.path / "checkpoints"):  # a run that crashed before either: nothing to lose
-                raise FileExistsError(
-                    f"run directory {self.path} already holds a run; pass --resume to continue it "
-                    "or choose another --out"
-                )
+                hint = "pass --resume to continue it or choose another --out" if resumable else "choose another --out"
+                raise FileExistsError(f"run directory {self.path} already holds a run; {hint}")
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "checkpoints").mkdir(exist_ok=True)
+        _finish_interrupted_swaps(self.path / "checkpoints")
         (self.path / "plots").mkdir(exist_ok=True)
         atomic_write_text(self.path / "config.yaml", config_yaml)
         self._metrics = _open_for_append(self.path / "metrics.jsonl")

@@ -115,7 +115,7 @@ def main(args) -> int:
     if args.out:
         from rlx.rundir import RunDir
 
-        run = RunDir(Path(args.out), dump_yaml(cfg))
+        run = RunDir(Path(args.out), dump_yaml(cfg), resumable=False)
     if cfg.rast is None:
         engine = make_engine("hf", model, tokenizer)
     else:
