@@ -50,3 +50,16 @@ def test_load_task_config_from_name_or_dict():
     assert load_task_config({"name": "arithmetic", "max_operands": 3}).max_operands == 3
     with pytest.raises(ConfigError, match="sudoku"):
         load_task_config("sudoku")
+
+
+def test_train_pool_on_a_dataset_task_and_attribute_templates_are_config_errors():
+    """train_pool on a math task was silently ignored; a template with an attribute lookup crashed with a raw
+    AttributeError."""
+    from rlx.config import ConfigError
+    from rlx.tasks import make_task
+    from rlx.tasks.config import load_task_config
+
+    with pytest.raises(ConfigError, match="train_pool is for generator tasks"):
+        load_task_config({"name": "math", "train_pool": 1})
+    with pytest.raises(ConfigError, match=r"task\.template = .*cannot be filled \(AttributeError"):
+        make_task(load_task_config({"name": "arithmetic", "template": "{question} {question.real.x}"}))

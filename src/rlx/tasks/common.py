@@ -83,7 +83,7 @@ class VerifiableTask(ABC):
     def check_template(self, problem: Problem) -> None:
         try:
             self.template.format_map(self._fields(problem))
-        except (KeyError, IndexError, ValueError) as e:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as e:
             raise ConfigError(f"config error: task.template = {self.template!r}: cannot be filled ({e!r}); "
                               f"available fields: {sorted(self._fields(problem))}; write literal braces as {{{{ }}}}") from None
 

@@ -137,6 +137,9 @@ class MathConfig(TaskBase):
             raise ValueError("set either path or dataset, not both")
         if self.heldout_split is not None and self.dataset is None:
             raise ValueError("heldout_split needs dataset")
+        if self.train_pool is not None:  # a dataset task trains on its rows: a pool would be silently ignored
+            raise ValueError("train_pool is for generator tasks (arithmetic, countdown, ...); a dataset task "
+                             "trains on its rows: to train on a few, give a file with those rows")
         return self
 
 
