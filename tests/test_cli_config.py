@@ -199,3 +199,17 @@ def test_overrides_index_lists_and_read_numbers_as_written():
     assert data["net"]["hidden"] == [64, 64]  # the input is not changed
     with pytest.raises(ConfigError, match=r"task\.tasks is a list of 2; '5' is not an index of it"):
         apply_overrides(data, ["task.tasks.5.max_value=1"])
+
+
+def test_the_parser_imports_only_the_chosen_subcommand():
+    """Every subcommand's module (torch, transformers) was imported to build the parser: `rlx --help` took
+    ~4.5 s and a Ctrl-C during it printed a traceback."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from rlx.cli import build_parser; build_parser({argv!r}); "
+            "print('torch' in sys.modules, 'rlx.evaluation.cli' in sys.modules)")
+    run = lambda argv: subprocess.run([sys.executable, "-c", code.format(argv=argv)], capture_output=True,
+                                      text=True, check=True).stdout.split()
+    assert run(["--help"]) == ["False", "False"] and run(["train", "r.yaml"]) == ["False", "False"]
+    assert run(["eval", "--help"])[1] == "True"
