@@ -66,3 +66,13 @@ def test_evaluate_expression_raises_value_error_only():
     assert evaluate_expression("5/0")[0] is None
     with pytest.raises(ValueError):
         evaluate_expression("2**3")
+
+
+def test_latex_and_unicode_operators_and_a_closing_period():
+    """`\\boxed{3 \\times 5 + 4}`, `×`, `÷` and a sentence's final period used to be unparsed (reward 0)."""
+    from rlx.rewards.countdown import check_countdown
+
+    for expr in ("3 \\times 5 + 4", "3 \\cdot 5 + 4", "3×5+4", "(3 × 5) + 4.", "\\left(3 \\cdot 5\\right) + 4"):
+        assert check_countdown(expr, [3, 5, 4], 19).correct, expr
+    assert check_countdown("20 \\div 5 − 4", [20, 5, 4], 0).correct
+    assert not check_countdown("3 \\times 5 - 4", [3, 5, 4], 19).correct

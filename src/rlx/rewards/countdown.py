@@ -79,13 +79,24 @@ def evaluate_expression(text: str, operators: str = "+-*/") -> tuple[Fraction | 
     return value, used
 
 
+_OPERATOR_SPELLINGS = (("\\times", "*"), ("\\cdot", "*"), ("\\div", "/"), ("×", "*"), ("·", "*"), ("÷", "/"),
+                       ("−", "-"), ("\\left", ""), ("\\right", ""))
+
+
+def _plain_operators(text: str) -> str:
+    """LaTeX and unicode spellings of the operators (`3 \\times 5`, `×`, `÷`, `−`) as Python's."""
+    for spelled, plain in _OPERATOR_SPELLINGS:
+        text = text.replace(spelled, plain)
+    return text
+
+
 def check_countdown(
     expression: object, numbers: list[int] | tuple[int, ...], target: int, operators: str = "+-*/"
 ) -> CountdownVerdict:
     """Verify a countdown answer. Total: never raises. A trailing `= <number>` is ignored."""
     if not isinstance(expression, str):
         return CountdownVerdict(False, False, "not a string")
-    text = expression.strip()
+    text = _plain_operators(expression).strip().rstrip(".").strip()  # a sentence's closing period
     if text.count("=") == 1:
         text = text.split("=", 1)[0].strip()
     if not text:
