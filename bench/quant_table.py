@@ -39,6 +39,7 @@ from rlx.quant.core import IntSpec, int_quantize  # noqa: E402
 from rlx.quant.gptq import HessianAccumulator, gptq_weight  # noqa: E402
 from rlx.quant.layers import find_linears, lm_loss, run_hooked  # noqa: E402
 from rlx.quant.config import GPTQConfig  # noqa: E402
+from rlx.rewards.safe import safe_score  # noqa: E402
 
 
 # ---------------------------------------------------------------- independent reference GPTQ / RTN
@@ -165,7 +166,7 @@ def greedy_correct(model, tok, task, problems, max_new_tokens: int, batch: int =
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
                              eos_token_id=tok.eos_token_id)
         texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        correct += [int(task.score(t, p).correct) for t, p in zip(texts, ps)]
+        correct += [int(safe_score(task.score, t, p)[0].correct) for t, p in zip(texts, ps)]
     return correct
 
 

@@ -213,3 +213,25 @@ def test_the_parser_imports_only_the_chosen_subcommand():
                                       text=True, check=True).stdout.split()
     assert run(["--help"]) == ["False", "False"] and run(["train", "r.yaml"]) == ["False", "False"]
     assert run(["eval", "--help"])[1] == "True"
+
+
+def test_yaml_merge_keys_bad_list_indices_and_new_fields_inside_a_mixture(tmp_path):
+    """Review of this session's diff: the duplicate-key check broke `<<: *anchor`; `--1` as an index raised a
+    bare ValueError; a field added to a mixture's task (inside a list) counted as a changed config."""
+    import yaml
+
+    from rlx.cli import config_differences, load_recipe
+    from rlx.config import apply_overrides, dump_yaml, read_yaml
+
+    merged = tmp_path / "m.yaml"
+    merged.write_text("base: &b {lr: 1, wd: 2}\ntrain: {<<: *b, lr: 3}\n")
+    assert read_yaml(merged)["train"] == {"lr": 3, "wd": 2}
+    with pytest.raises(ConfigError, match="is not an index"):
+        apply_overrides({"a": [{"x": 1}]}, ["a.--1.x=2"])
+    _, cfg = load_recipe("recipes/arith_recap.yaml", [])
+    text = dump_yaml(cfg)
+    old = yaml.safe_load(text)
+    old["task"]["tasks"][0].pop("pool_seed")  # a run from before the field existed
+    assert config_differences(yaml.safe_dump(old), text, cfg) == []
+    _, other = load_recipe("recipes/arith_recap.yaml", ["task.tasks.1.pool_seed=3"])
+    assert config_differences(text, dump_yaml(other), other) == ["task.tasks.1.pool_seed (0 -> 3)"]

@@ -39,6 +39,7 @@ import torch
 from rlx.evaluation.stats import bootstrap_ci
 from rlx.models import load_pretrained
 from rlx.quant import drrl as D
+from rlx.rewards.safe import safe_score
 from rlx.tasks.config import ArithmeticConfig
 from rlx.tasks.factory import make_task
 
@@ -64,7 +65,7 @@ def training_batches(task, tok, seed: int) -> list[torch.Tensor]:
 
 def evaluate(model, tok, task, problems, select, reference: list[str] | None) -> dict[str, float]:
     texts, steps = D.greedy_generate(model, tok, [task.prompt(p, tok) for p in problems], select)
-    out = {"accuracy": float(np.mean([task.score(t, p).correct for t, p in zip(texts, problems)])),
+    out = {"accuracy": float(np.mean([safe_score(task.score, t, p)[0].correct for t, p in zip(texts, problems)])),
            "agreement": float(np.mean([a == b for a, b in zip(texts, reference)])) if reference else 1.0}
     if not steps:
         return out | {"compute": 1.0, "flops": 1.0, "flops_factors": 1.0, "kl": 0.0}

@@ -43,6 +43,7 @@ def per_kind(model_dir: Path, frames: int, n: int) -> dict[str, float]:
     import torch
 
     from rlx.models import ModelConfig, load_policy
+    from rlx.rewards.safe import safe_score
     from rlx.rollout import HFEngine, SamplingParams
     from rlx.tasks import VideoConfig, make_task
 
@@ -55,7 +56,7 @@ def per_kind(model_dir: Path, frames: int, n: int) -> dict[str, float]:
                                         SamplingParams(temperature=0, max_new_tokens=max_tokens(frames)), seed=0)
     hits: dict[str, list[bool]] = defaultdict(list)
     for text, p in zip(gen.texts, held):
-        ok = task.score(text, p).correct
+        ok = safe_score(task.score, text, p)[0].correct
         hits[p.meta["kind"]].append(ok)
         hits["all"].append(ok)
     out = {k: sum(v) / len(v) for k, v in hits.items()}

@@ -103,7 +103,11 @@ def run_recipe(recipe: str, overrides: list[str], out: str | Path | None, resume
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
+    """{'a.b': 1, 'a.c.0.d': 2}: sections and lists of sections (a mixture's `task.tasks.0.x`) spelled out,
+    so a field added inside a list item is compared on its own; lists of plain values stay whole."""
+    if isinstance(d, list) and d and all(isinstance(x, dict) for x in d):
+        d = {str(i): x for i, x in enumerate(d)}
+    if not isinstance(d, dict) or not d:
         return {prefix[:-1]: d}
     out: dict[str, Any] = {}
     for k, v in d.items():
@@ -115,7 +119,10 @@ def _field_default(cfg: Any, dotted: str) -> Any:
     """The default of config field `a.b.c` of `cfg` (a sentinel when the path is not a plain field)."""
     obj, parts = cfg, dotted.split(".")
     for p in parts[:-1]:
-        obj = getattr(obj, p, None)
+        if isinstance(obj, (list, tuple)):  # a list of sections: `task.tasks.0.pool_seed`
+            obj = obj[int(p)] if p.isdigit() and int(p) < len(obj) else None
+        else:
+            obj = getattr(obj, p, None)
     fields = getattr(type(obj), "model_fields", {})
     if parts[-1] not in fields:
         return _NO_DEFAULT

@@ -55,6 +55,8 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged keys may be overridden
+                continue
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, str) and key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -145,7 +147,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             if isinstance(node, list):  # `task.tasks.0.max_value=5`: an index into a list
-                if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+                if not re.fullmatch(r"-?\d+", part) or not -len(node) <= int(part) < len(node):
                     raise ConfigError(f"config error: {key}: {'.'.join(parts[:i]) or part} is a list of "
                                       f"{len(node)}; {part!r} is not an index of it")
                 part = int(part)

@@ -189,3 +189,18 @@ def test_output_of_exactly_the_cap_is_not_capped():
     assert r.ok and not r.output_capped and len(r.stdout) == FAST.output_bytes
     r = run_python(f"import sys; sys.stdout.write('x' * {FAST.output_bytes + 1})", limits=FAST)
     assert not r.ok and r.output_capped
+
+
+def test_the_uid_locks_live_where_no_other_user_can_hold_them(tmp_path, monkeypatch):
+    """The locks were world-openable files in /tmp: any user could take all 64 and hang every reward call.
+    Now a 0700 directory of the running user; one made by someone else (or loosened) is refused."""
+    import tempfile
+
+    from rlx.rewards import sandbox
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    d = sandbox._lock_dir()
+    assert d.parent == tmp_path and (d.stat().st_mode & 0o777) == 0o700
+    d.chmod(0o777)
+    with pytest.raises(sandbox.SandboxUnavailable, match="mode 0700"):
+        sandbox._lock_dir()

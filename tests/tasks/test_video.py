@@ -118,3 +118,15 @@ def test_sft_then_grpo_recipes_run(tmp_path):
                  "--out", str(tmp_path / "grpo")]) == 0
     summary = json.loads((tmp_path / "grpo" / "summary.json").read_text())
     assert {"eval/accuracy", "eval/accuracy_before"} <= summary.keys() and summary["train/steps"] == 2
+
+
+def test_an_absurdly_long_count_is_wrong_not_an_error():
+    """int() refuses more than 4300 digits: the video verifier raised (now that Task.score lets verifier
+    errors through, that logged a traceback for a malformed answer)."""
+    from rlx.tasks import VideoConfig, make_task
+
+    task = make_task(VideoConfig())
+    p = next(p for p in task.train_problems(64, seed=0) if p.meta["kind"] == "count")
+    s = task.score(task.reference_completion(p).replace(p.answer, "9" * 5000), p)
+    assert not s.correct and s.parsed
+    assert task.score(task.reference_completion(p), p).correct

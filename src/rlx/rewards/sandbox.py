@@ -42,6 +42,7 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -133,22 +134,43 @@ _NOBODY = 65534  # run as this uid/gid when rlx itself runs as root (containers)
 _UIDS = tuple(range(_NOBODY, _NOBODY - 64, -1))
 
 
+_UID_WAIT_SECONDS = 120.0  # all 64 ids busy this long: something holds them; fail instead of hanging the run
+
+
+def _lock_dir() -> Path:
+    """The directory of the uid locks: root's own (0700), so no other user can take (and hold) a lock."""
+    d = Path(tempfile.gettempdir()) / f"rlx-sandbox-locks-{os.geteuid()}"
+    try:
+        d.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(d)
+    except OSError as e:
+        raise SandboxUnavailable(f"sandbox: cannot use the lock directory {d}: {e}") from None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise SandboxUnavailable(f"sandbox: {d} must be a directory of uid {os.geteuid()} with mode 0700 (another "
+                                 "user made it?); remove it and run again")
+    return d
+
+
 @contextlib.contextmanager
 def _unprivileged_uid():
     """A uid from _UIDS that no other program of any rlx process on this machine holds (a lock file each)."""
+    d, deadline = _lock_dir(), time.monotonic() + _UID_WAIT_SECONDS
     while True:
         for uid in _UIDS:
-            f = open(f"{tempfile.gettempdir()}/rlx-sandbox-uid-{uid}.lock", "a")
+            fd = os.open(d / f"uid-{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                f.close()
+                os.close(fd)
                 continue
             try:
                 yield uid
             finally:
-                f.close()  # releases the lock
+                os.close(fd)  # releases the lock
             return
+        if time.monotonic() > deadline:
+            raise SandboxUnavailable(f"sandbox: all {len(_UIDS)} program uids stayed busy for {_UID_WAIT_SECONDS:.0f} s "
+                                     f"(locks in {d})")
         time.sleep(0.01)
 
 

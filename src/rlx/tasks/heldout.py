@@ -26,7 +26,7 @@ _MAX_STALL = 5_000  # consecutive draws without a new problem before we call the
 # ... scaled for a small held-out fraction f, where a new held-out problem takes ~1/f draws: the held-out
 # space is exhausted after ~500 draws in its bucket without a new one (the same 5,000 at the default 0.1)
 _BUCKET_REPEATS = 500
-_MAX_DRAWS = 20_000_000
+_MAX_DRAWS = 2_000_000  # a few seconds: below fraction ~2.5e-4 the stream may stop before the space is used up
 
 
 def problem_id(task_name: str, canonical_question: str) -> str:
