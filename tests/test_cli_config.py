@@ -55,7 +55,7 @@ def test_every_recipe_validates_and_round_trips(recipe):
 def test_misspelled_key_names_the_field():
     with pytest.raises(ConfigError) as e:
         load_recipe("recipes/arith_sft.yaml", ["train.stpes=3"])
-    assert str(e.value) == "config error: unknown key 'train.stpes' (check the spelling; see the recipe docs)"
+    assert str(e.value) == "config error: unknown key 'train.stpes' (did you mean 'train.steps'?)"
 
 
 def test_negative_learning_rate_names_field_value_and_expectation():
@@ -235,3 +235,12 @@ def test_yaml_merge_keys_bad_list_indices_and_new_fields_inside_a_mixture(tmp_pa
     assert config_differences(yaml.safe_dump(old), text, cfg) == []
     _, other = load_recipe("recipes/arith_recap.yaml", ["task.tasks.1.pool_seed=3"])
     assert config_differences(text, dump_yaml(other), other) == ["task.tasks.1.pool_seed (0 -> 3)"]
+
+
+def test_an_unknown_key_suggests_the_field_meant(capsys):
+    for override, meant in (("train.lr=1", "train.optim.lr"), ("rollout.grup_size=4", "rollout.group_size"),
+                            ("seed2=1", "seed"), ("train.optim.warmup=3", "train.optim.warmup_steps")):
+        assert main(["train", "recipes/arith_grpo.yaml", override, "--out", "/nonexistent/never"]) == 2
+        assert f"(did you mean '{meant}'?)" in capsys.readouterr().err, override
+    assert main(["train", "recipes/arith_grpo.yaml", "zzz=1", "--out", "/nonexistent/never"]) == 2
+    assert "unknown key 'zzz' (check the spelling" in capsys.readouterr().err

@@ -202,7 +202,7 @@ def _clean_loc(data: Any, loc: tuple) -> tuple:
     return tuple(out)
 
 
-def _format_errors(err: ValidationError, data: dict[str, Any]) -> str:
+def _format_errors(err: ValidationError, data: dict[str, Any], suggest=lambda loc: "") -> str:
     lines = []
     for e in err.errors():
         loc = _clean_loc(data, tuple(e["loc"]))
@@ -213,7 +213,7 @@ def _format_errors(err: ValidationError, data: dict[str, Any]) -> str:
         elif not loc:
             lines.append(f"config error: {msg}")
         elif e["type"] == "extra_forbidden":
-            lines.append(f"config error: unknown key {field!r} (check the spelling; see the recipe docs)")
+            lines.append(f"config error: unknown key {field!r}{suggest(loc) or ' (check the spelling; see the recipe docs)'}")
         elif e["type"] == "missing":
             lines.append(f"config error: {field} is required")
         else:
@@ -227,7 +227,42 @@ def build_config(cls: type[C], data: dict[str, Any]) -> C:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_errors(e, data)) from None
+        raise ConfigError(_format_errors(e, data, lambda loc: _suggest(cls, data, e, loc))) from None
+
+
+def _suggest(cls: type[BaseModel], data: dict[str, Any], err: ValidationError, loc: tuple) -> str:
+    """' (did you mean 'train.optim.lr'?)' for an unknown key: the closest field paths of the config that
+    validates once the unknown keys are dropped ('' when it does not validate or nothing is close)."""
+    import difflib
+
+    unknown = [_clean_loc(data, tuple(x["loc"])) for x in err.errors() if x["type"] == "extra_forbidden"]
+    trimmed = _deep_copy(data)
+    for path in unknown:
+        node = trimmed
+        for part in path[:-1]:
+            node = node[part] if isinstance(node, (dict, list)) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    try:
+        fields = list(_flat_keys(cls.model_validate(trimmed).model_dump(mode="json")))
+    except ValidationError:
+        return ""
+    key = ".".join(str(p) for p in loc)
+    parent, _, name = key.rpartition(".")
+    siblings = {f.rpartition(".")[2]: f for f in fields if f.rpartition(".")[0] == parent}
+    close = [siblings[n] for n in difflib.get_close_matches(name, list(siblings), n=1, cutoff=0.75)]  # a typo
+    close += [f for f in fields if f.rpartition(".")[2] == name]  # the right name in another section
+    close = close or difflib.get_close_matches(key, fields, n=1, cutoff=0.8)
+    close = list(dict.fromkeys(close))[:2]
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _flat_keys(d: Any, prefix: str = "") -> list[str]:
+    if isinstance(d, dict):
+        return [k for key, v in d.items() for k in _flat_keys(v, f"{prefix}{key}.")] or [prefix[:-1]]
+    if isinstance(d, list) and d and all(isinstance(x, dict) for x in d):
+        return [k for i, v in enumerate(d) for k in _flat_keys(v, f"{prefix}{i}.")]
+    return [prefix[:-1]]
 
 
 def recipe_kind(data: dict[str, Any], path: str | Path = "recipe") -> str:
