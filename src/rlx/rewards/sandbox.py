@@ -7,13 +7,15 @@ Each call gets:
 
 * a **separate process** (`python -I -S`: no user site, no site-packages, environment emptied), in a
   new session so the whole process group is killed on timeout;
-* a **fresh temporary directory** as its working directory, deleted afterwards; files may be
+* a **fresh temporary directory** as its working directory (inside a parent only rlx can change, so the
+  program cannot remove or replace it), deleted afterwards; files may be
   created, written, renamed or removed only inside it (an audit hook refuses `open` for writing,
   `os.open` with write flags, and remove / rename / link / chmod / mkdir events elsewhere); stdout and
   stderr go to files the parent holds open outside it;
-* **an unprivileged user** (uid/gid 65534, or one of the 63 reserved ids below it: one per program running at
-  the same time on the machine, so each has its own process count) when rlx runs as root, so the process limits hold and the
-  trainer's files and environment are out of reach. The program needs only the standard library, so where
+* **an unprivileged user** (one of the 64 reserved uids/gids 65470-65533, one per program running at the
+  same time on the machine, so each has its own process count; no new privileges) when rlx runs as root,
+  so the process limits hold and the trainer's files and environment are out of reach; what that uid left
+  in /tmp, /var/tmp and /dev/shm is removed after the run. The program needs only the standard library, so where
   rlx's own Python lives under a private home (e.g. /root/.pyenv) it runs on a Python that user can run
   (`RLX_SANDBOX_PYTHON`, else /usr/bin/python3, /usr/local/bin/python3, `python3` on PATH). As root with
   no such Python, `run_python` refuses (`SandboxUnavailable`) rather than run the program as root;
@@ -28,9 +30,11 @@ Each call gets:
 
 The audit hook is a second layer, not the boundary: Python code can reach its state, so what holds
 against a determined program is the OS layer (the unprivileged user with no new processes, the limits,
-the network namespace). This is process-level isolation, sufficient for small RL reward programs on a
-machine you control. It is not a container: for untrusted code at scale, run the workers in containers
-or VMs as well.
+the network namespace). Not covered (it would take a mount namespace or a container): the program can
+read world-readable files, e.g. a dataset's test cases (keep hidden tests out of world-readable files),
+and fill /dev/shm or /tmp while it runs (removed after the run). This is process-level isolation,
+sufficient for small RL reward programs on a machine you control. It is not a container: for untrusted
+code at scale, run the workers in containers or VMs as well.
 """
 
 from __future__ import annotations
@@ -71,27 +75,33 @@ def _install():
         "os.chown": 1, "os.truncate": 1, "os.utime": 1, "os.chflags": 1, "shutil.rmtree": 1, "shutil.move": 2,
         "shutil.copyfile": 2})  # read-only: a traceback can show the hook's locals
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+    # the hook's own references: the program can rebind os.path.realpath or shadow builtins in __main__
+    realpath, fsdecode, sep, PathLike = os.path.realpath, os.fsdecode, os.sep, os.PathLike
+    import builtins as b
+    isinstance, str, any, all, len, PermissionError = b.isinstance, b.str, b.any, b.all, b.len, b.PermissionError
 
     def inside(p):
         if isinstance(p, int):  # a file descriptor: only ones this process opened (and the hook checked)
             return True
-        path = os.path.realpath(os.fsdecode(p))
-        return path == root or path.startswith(root + os.sep)
+        path = realpath(fsdecode(p))
+        return path == root or path.startswith(root + sep)
 
     def hook(event, args):
         if event in block or event.startswith(("socket.", "ctypes.")):
             raise PermissionError(f"sandbox: {event} is not allowed")
         if event == "object.__setattr__" and len(args) > 1 and args[1] in code_attrs:
             raise PermissionError(f"sandbox: setting {args[1]} is not allowed")
-        if event == "import" and args and no_import.intersection(str(args[0]).split(".")):
-            raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
-        if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+        if event == "import" and args:
+            parts = str(args[0]).split(".")
+            if no_import.intersection(parts) or any(p.startswith("_test") for p in parts):
+                raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
+        if event == "open" and args and isinstance(args[0], (str, bytes, PathLike)):
             mode = args[1] if len(args) > 1 and isinstance(args[1], str) else ""  # os.open reports None
             flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
             if (any(c in mode for c in "wax+") or flags & write_flags) and not inside(args[0]):
-                raise PermissionError(f"sandbox: writing {os.fsdecode(args[0])} is not allowed")
+                raise PermissionError(f"sandbox: writing {fsdecode(args[0])} is not allowed")
         n = paths.get(event)
-        if n and not all(inside(a) for a in args[:n] if isinstance(a, (str, bytes, os.PathLike, int))):
+        if n and not all(inside(a) for a in args[:n] if isinstance(a, (str, bytes, PathLike, int))):
             raise PermissionError(f"sandbox: {event} outside the sandbox is not allowed")
 
     sys.addaudithook(hook)  # the only reference to the hook and its state is the interpreter's
@@ -131,7 +141,8 @@ _NOBODY = 65534  # run as this uid/gid when rlx itself runs as root (containers)
 # can read the trainer's /proc/<pid>/environ and could raise its own hard limits
 # RLIMIT_NPROC counts every process of a uid, so programs running at the same time (reward_workers, parallel
 # seeds) each need a uid of their own or the second one's exec fails: 65534 (nobody) and the reserved ids below it
-_UIDS = tuple(range(_NOBODY, _NOBODY - 64, -1))
+# (not 65534 itself: other software runs as nobody, and the leftovers of a program's uid are removed)
+_UIDS = tuple(range(_NOBODY - 1, _NOBODY - 65, -1))
 
 
 _UID_WAIT_SECONDS = 120.0  # all 64 ids busy this long: something holds them; fail instead of hanging the run
@@ -227,8 +238,19 @@ def _unshare_net() -> list[str]:
     return cmd if ok else []
 
 
+def _no_new_privs() -> None:
+    """prctl(PR_SET_NO_NEW_PRIVS): no exec in the program's process tree gains privileges (setuid binaries)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _limits(lim: SandboxLimits, uid: int | None, unshare: bool):
     def apply() -> None:
+        _no_new_privs()
         if uid is not None:
             os.setgroups([])
             if not unshare:  # else `unshare` switches user after it made the namespace (that needs root)
@@ -255,40 +277,81 @@ def run_python(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimits
 def _run(code: str, stdin: str, limits: SandboxLimits, python: str, uid: int | None) -> SandboxResult:
     net = _unshare_net()
     switch = ["--setgid", str(uid), "--setuid", str(uid)] if uid is not None and net else []
-    with tempfile.TemporaryDirectory(prefix="rlx-sandbox-") as tmp, \
-            tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        # stdout/stderr: files the parent holds open outside the sandbox directory, so the program can
-        # neither swap them for a FIFO, a symlink or /dev/zero nor make the parent read without bound
-        d = Path(tmp)
-        (d / "main.py").write_text(code)
-        (d / "boot.py").write_text(_BOOT)
+    # the program's directory `work` sits in a parent only rlx can change: the program can fill, chmod or
+    # empty `work` but not remove or replace it (a replaced directory made run_python raise)
+    parent = Path(tempfile.mkdtemp(prefix="rlx-sandbox-"))
+    try:
+        os.chmod(parent, 0o711)
+        tmp = parent / "work"
+        tmp.mkdir(mode=0o700)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            return _launch(code, stdin, limits, python, uid, net, switch, tmp, out, err)
+    finally:
+        _remove(parent)
         if uid is not None:
-            os.chown(tmp, uid, uid)
-        argv = [*net, *switch, *(["--"] if net else []), python, "-I", "-S", "boot.py"]
-        proc = subprocess.Popen(argv, cwd=tmp, stdin=subprocess.PIPE,
-                                stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"},
-                                preexec_fn=_limits(limits, uid, bool(net)), start_new_session=True)
-        timed_out = False
+            _remove_leftovers(uid)
+
+
+def _remove(path: Path) -> None:
+    """Remove a program's directory whatever it holds (5000 nested directories overflow rmtree's recursion)."""
+    try:
+        shutil.rmtree(path)
+    except (OSError, RecursionError):
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True)
+
+
+_SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")  # writable by every uid: what a program leaves there is removed
+
+
+def _remove_leftovers(uid: int) -> None:
+    """Files and directories the program's uid (used by no one else) left in the shared temp directories:
+    they would fill memory (/dev/shm is RAM) and pass data to later programs."""
+    for shared in _SHARED_TMP:
         try:
-            proc.communicate(stdin.encode(), timeout=limits.wall_seconds)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+            entries = list(os.scandir(shared))
+        except OSError:
+            continue
+        for e in entries:
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                if e.stat(follow_symlinks=False).st_uid == uid:
+                    _remove(Path(e.path)) if e.is_dir(follow_symlinks=False) else os.unlink(e.path)
+            except OSError:
                 pass
-            proc.wait()
-        except BrokenPipeError:  # the program exited without reading its input
-            proc.wait()
-        try:  # stray descendants (a double fork) die with the session's process group
+
+
+def _launch(code: str, stdin: str, limits: SandboxLimits, python: str, uid: int | None, net: list[str],
+            switch: list[str], tmp: Path, out, err) -> SandboxResult:
+    # stdout/stderr: files the parent holds open outside the sandbox directory, so the program can
+    # neither swap them for a FIFO, a symlink or /dev/zero nor make the parent read without bound
+    (tmp / "main.py").write_text(code)
+    (tmp / "boot.py").write_text(_BOOT)
+    if uid is not None:
+        os.chown(tmp, uid, uid)
+    argv = [*net, *switch, *(["--"] if net else []), python, "-I", "-S", "boot.py"]
+    proc = subprocess.Popen(argv, cwd=tmp, stdin=subprocess.PIPE,
+                            stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"},
+                            preexec_fn=_limits(limits, uid, bool(net)), start_new_session=True)
+    timed_out = False
+    try:
+        proc.communicate(stdin.encode(), timeout=limits.wall_seconds)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        try:
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+        except ProcessLookupError:
             pass
-        stdout, stderr = (_head(f, limits.max_read_bytes) for f in (out, err))
-        capped = proc.returncode == -signal.SIGXFSZ or max(os.fstat(f.fileno()).st_size
-                                                           for f in (out, err)) > limits.output_bytes
-        code_ = None if timed_out else proc.returncode
-        return SandboxResult(code_ == 0 and not capped, code_, stdout, stderr, timed_out, capped)
+        proc.wait()
+    except BrokenPipeError:  # the program exited without reading its input
+        proc.wait()
+    try:  # stray descendants (a double fork) die with the session's process group
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    stdout, stderr = (_head(f, limits.max_read_bytes) for f in (out, err))
+    capped = proc.returncode == -signal.SIGXFSZ or max(os.fstat(f.fileno()).st_size
+                                                       for f in (out, err)) > limits.output_bytes
+    code_ = None if timed_out else proc.returncode
+    return SandboxResult(code_ == 0 and not capped, code_, stdout, stderr, timed_out, capped)
 
 
 def _head(f, n: int) -> str:
