@@ -73,9 +73,8 @@ class RolloutBatch:
         assert self.group_size >= 1 and n % self.group_size == 0, "N must be a multiple of G"
 
     def to(self, device: torch.device | str) -> "RolloutBatch":
-        """The same batch with every tensor on `device` (itself if already there)."""
-        if self.completion_ids.device == torch.device(device):
-            return self
+        """The same batch with every tensor on `device` (each `.to` is free for a tensor already there; the
+        rollout's tensors and the CPU-built rewards / group index can sit on different devices)."""
         from dataclasses import fields, replace
 
         return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)

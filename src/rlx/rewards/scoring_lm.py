@@ -115,5 +115,6 @@ class HFScorer:
         attn = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
             ids[i, :len(r)], attn[i, :len(r)] = torch.tensor(r), 1
-        logits = self.model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+        dev = next(self.model.parameters()).device  # the detector model may be on a GPU; results come back on the CPU
+        logits = self.model(input_ids=ids.to(dev), attention_mask=attn.to(dev)).logits[:, :-1].float().cpu()
         return logits.log_softmax(-1), ids[:, 1:], attn[:, 1:].bool()

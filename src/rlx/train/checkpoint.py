@@ -42,7 +42,9 @@ def read_training_state(d: Path, model, optimizer, scheduler) -> tuple[int, dict
     """Load weights into `model` and state into optimizer/scheduler/RNG; returns (step, extra)."""
     try:
         missing, unexpected = load_model(model, str(d / "weights.safetensors"), strict=False)
-        state = torch.load(d / "trainer_state.pt", weights_only=False)
+        # onto the CPU first: GPU tensors saved on another machine (or cuda:N absent here) would not load, and the
+        # optimizer / modules / batches move what they restore to their own device
+        state = torch.load(d / "trainer_state.pt", weights_only=False, map_location="cpu")
     except Exception as e:
         raise ConfigError(f"error: checkpoint {d} is unreadable ({type(e).__name__}); delete it to resume "
                           "from the one before") from None
