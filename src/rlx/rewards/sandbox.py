@@ -238,19 +238,24 @@ def _unshare_net() -> list[str]:
     return cmd if ok else []
 
 
-def _no_new_privs() -> None:
-    """prctl(PR_SET_NO_NEW_PRIVS): no exec in the program's process tree gains privileges (setuid binaries)."""
+@functools.cache
+def _prctl():
+    """libc's prctl, loaded in the parent (nothing is imported in the forked child, where other threads'
+    locks may be held); None where there is none."""
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
 
 
 def _limits(lim: SandboxLimits, uid: int | None, unshare: bool):
+    prctl = _prctl()
+
     def apply() -> None:
-        _no_new_privs()
+        if prctl is not None:
+            prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: no exec in the program's tree gains privileges
         if uid is not None:
             os.setgroups([])
             if not unshare:  # else `unshare` switches user after it made the namespace (that needs root)
