@@ -1,4 +1,4 @@
-"""RLVR steps per second: rlx's GRPO loop beside TRL's GRPOTrainer, same model, batch, loss, optimizer, CPU.
+"""RLVR steps per second: rlx's GRPO loop beside TRL's GRPOTrainer, same model, batch, loss, optimizer (CPU; or --device cuda).
 
     python bench/rlvr_vs_trl.py                        # settings a and b, 1 thread; last line `ratio: N`
     python bench/rlvr_vs_trl.py --threads 2 --repeats 3
@@ -397,7 +397,7 @@ def bench_setting(s: Setting, args, peaks: dict[int, tuple[float, float]], log) 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=1, help="torch threads on both sides (default 1)")
-    ap.add_argument("--settings", default="a,b", help="comma list of a, b")
+    ap.add_argument("--settings", default="a,b", help="comma list of a, b (and c with --device cuda)")
     ap.add_argument("--steps-a", type=int, default=24, help="optimizer steps per run, setting a")
     ap.add_argument("--steps-b", type=int, default=7, help="optimizer steps per run, setting b")
     ap.add_argument("--steps-c", type=int, default=6, help="optimizer steps per run, setting c (cuda only)")

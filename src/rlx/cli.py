@@ -1,11 +1,11 @@
-"""`rlx` command line: train | sft | eval | sweep | compare | quantize | bench-info.
+"""`rlx` command line: train | sft | eval | sweep | compare | quantize | make-dataset.
 
 Trainers are modules that expose a config class `Config` (a `Section` whose `kind` field is a
 Literal) and `run(cfg, run: RunDir) -> dict` returning the final summary. A recipe's top-level
 `kind` picks the module once, here; nothing downstream dispatches on strings.
 
 Other subcommands are modules that expose `add_arguments(parser)` and `main(args) -> int`.
-Exit codes: 0 ok, 1 runtime failure, 2 bad input (config, paths, arguments).
+Exit codes: 0 ok, 1 runtime failure, 2 bad input (config, paths, arguments), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def _same_config_or_error(out_path: Path, config_yaml: str, cfg: Any = None) -> 
 def _add_train(sub, name: str, help_: str) -> None:
     p = sub.add_parser(name, help=help_, description=help_)
     p.add_argument("recipe", help="YAML recipe, e.g. recipes/arith_grpo.yaml")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=3e-5 seed=1")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.optim.lr=3e-5 seed=1")
     p.add_argument("--out", default=None, help="run directory (default runs/RECIPE-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
 
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     args, extra = parser.parse_known_args(argv)
-    if extra:  # dotted overrides may come after options: `rlx train R --out D train.lr=1`
+    if extra:  # dotted overrides may come after options: `rlx train R --out D seed=1`
         if not hasattr(args, "overrides") or not all("=" in e and not e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = list(args.overrides) + extra

@@ -5,10 +5,11 @@ YAML file whose top-level `kind` names the trainer (`sft`, `rlvr`, `pqn`, ...); 
 to one onto that trainer's config class. Errors are one line that names the field, the value and
 what was expected:
 
-    config error: train.lr = -1.0: Input should be greater than 0
+    config error: train.optim.lr = -1: Input should be greater than 0
 
 Usage:
-    cfg = load_config("recipes/arith_grpo.yaml", ["train.lr=3e-5"], RLVRConfig)
+    from rlx.train.rlvr_config import Config
+    cfg = load_config("recipes/arith_grpo.yaml", ["train.optim.lr=3e-5"], Config)
     text = dump_yaml(cfg)            # fully resolved; load_config of it gives cfg back
 """
 

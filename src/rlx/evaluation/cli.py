@@ -43,7 +43,7 @@ class EvalRunConfig(Section):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="Hugging Face directory (e.g. assets/arith-base, RUN/model) or hub id")
-    p.add_argument("--task", required=True, help="task name: arithmetic, countdown, math")
+    p.add_argument("--task", required=True, help="task name: arithmetic, countdown, math, code, ssl, rlpt, video, stealth")
     p.add_argument("overrides", nargs="*", help="task.FIELD=VALUE overrides, e.g. task.max_operands=3")
     p.add_argument("--n", type=int, default=500, help="held-out problems (default 500)")
     p.add_argument("--samples", type=int, default=4, help="samples per problem for pass@k (default 4; 0: greedy only)")

@@ -34,7 +34,7 @@ __all__ = ["add_arguments", "main", "run_sweep", "run_one_seed", "seed_dir"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", help="YAML recipe, e.g. recipes/arith_grpo.yaml")
-    p.add_argument("overrides", nargs="*", help="dotted overrides applied to every seed, e.g. train.lr=3e-5")
+    p.add_argument("overrides", nargs="*", help="dotted overrides applied to every seed, e.g. train.optim.lr=3e-5")
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
     p.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST .. FIRST+SEEDS-1 (default 0)")
     p.add_argument("--out", required=True, help="sweep directory; seed K goes to OUT/seed_K")
