@@ -212,9 +212,16 @@ class RunDir:
         return True
 
     def truncate_metrics(self, last_step: int) -> None:
-        """On resume: drop rows logged after the checkpoint so the log matches an unbroken run."""
+        """On resume: drop rows logged after the checkpoint of `last_step` so the log matches an unbroken run:
+        the rows the log held when it was written (a final evaluation logged at the last step after the last
+        checkpoint goes too), or, for a checkpoint that predates that count, the rows up to its step."""
         self._metrics.close()
-        rows = [r for r in read_metrics(self.metrics_path) if r.get("step", -1) <= last_step]
+        count = self.checkpoint_dir / f"step_{last_step:08d}" / "metrics_rows"
+        rows = read_metrics(self.metrics_path)
+        if count.is_file():
+            rows = rows[:int(count.read_text())]
+        else:
+            rows = [r for r in rows if r.get("step", -1) <= last_step]
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
         self._metrics = _open_for_append(self.metrics_path)
 
@@ -244,7 +251,14 @@ class RunDir:
         Kept: the `keep` newest checkpoints up to this one. Directories of later steps can only be
         leftovers of a killed run this one replaced (a resume continues from an earlier step), so they go.
         """
-        final = atomic_dir(self.checkpoint_dir / f"step_{step:08d}", write)
+        self._metrics.flush()
+        rows = len(read_metrics(self.metrics_path))
+
+        def write_all(d: Path) -> None:
+            write(d)
+            (d / "metrics_rows").write_text(f"{rows}\n")  # what the log held at this checkpoint
+
+        final = atomic_dir(self.checkpoint_dir / f"step_{step:08d}", write_all)
         atomic_write_text(self.checkpoint_dir / "LATEST", final.name + "\n")
         steps = _step_dirs(self.checkpoint_dir)
         mine = next(i for i, p in enumerate(steps) if p.name == final.name)

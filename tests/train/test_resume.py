@@ -121,3 +121,38 @@ def test_resume_with_a_different_config_is_refused(tmp_path, capsys, kill_on_cal
     assert (out / "config.yaml").read_text() == saved
     assert main(["sft", str(out / "config.yaml"), "--out", str(out), "--resume"]) == 0
     assert (out / "summary.json").exists()
+
+
+@pytest.mark.parametrize("trainer", ["sft", "rlvr"])
+def test_a_kill_after_the_last_checkpoint_resumes_to_the_same_log_and_summary(tmp_path, monkeypatch, trainer,
+                                                                              base_model_dir):
+    """Killed while the final model was saved: the resume logged the final evaluation twice, and SFT's summary
+    lost train/loss (null). The last checkpoint now precedes the final evaluation's row, and the resume
+    truncates the log to what it held at that checkpoint."""
+    import json
+
+    import rlx.train.rlvr as rlvr_mod
+    import rlx.train.sft as sft_mod
+
+    if trainer == "sft":
+        args = ["sft", "recipes/arith_sft.yaml", *SFT]
+        mod = sft_mod
+    else:
+        args = ["train", "recipes/arith_grpo.yaml", f"model.path={base_model_dir}", "train.steps=4", "eval.n=8",
+                "eval.every=0", "rollout.prompts_per_step=2", "rollout.group_size=4", "train.checkpoint_every=2",
+                "train.micro_batch_size=8"]
+        mod = rlvr_mod
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    real = mod.save_model
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mod, "save_model", killed)
+    assert main([*args, "--out", str(tmp_path / "b")]) == 130
+    monkeypatch.setattr(mod, "save_model", real)
+    assert main([*args, "--out", str(tmp_path / "b"), "--resume"]) == 0
+    assert _rows(tmp_path / "b") == _rows(tmp_path / "a")
+    want, got = (json.loads((tmp_path / d / "summary.json").read_text()) for d in "ab")
+    assert {k: v for k, v in got.items() if not k.startswith("time/")} == \
+        {k: v for k, v in want.items() if not k.startswith("time/")}

@@ -186,9 +186,10 @@ def run(cfg: Config, run: RunDir) -> dict:
         if producer is not None:
             producer.close()
     seconds = time.perf_counter() - t_run
+    if start < t.steps:
+        save(t.steps)  # before the final evaluation's row, so a resume after a kill below logs that row once
     final = held_out_eval()
     run.log(t.steps, final)
-    save(t.steps)
     save_model(model, tokenizer, run.path / "model")
     summary.update(final)
     rows = [row for row in run.metrics() if "async/staleness" in row]

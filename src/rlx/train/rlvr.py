@@ -266,9 +266,10 @@ def run(cfg: Config, run: RunDir) -> dict:
                                                                   "rollout/accuracy": "acc",
                                                                   "eval/accuracy": "heldout"}))
 
+    if start < t.steps:
+        save(t.steps)  # before the final evaluation's row, so a resume after a kill below logs that row once
     final = held_out_eval(final=True)
     run.log(t.steps, final)
-    save(t.steps)
     export = model.merge_and_unload() if cfg.model.lora is not None else model
     save_model(export, tokenizer, run.path / "model")
     summary.update(final)

@@ -148,11 +148,12 @@ def run(cfg: Config, run: RunDir) -> dict:
         ref, _ = load_policy(cfg.model, seed=cfg.seed)
         ref.to(device).eval().requires_grad_(False)
 
-    start, summary, critiques = 0, {}, []
+    start, summary, critiques, last = 0, {}, [], {}
     ckpt = run.latest_checkpoint() if run.resume else None
     if ckpt is not None:
         start, extra = read_training_state(ckpt, model, opt, sched)
         summary, critiques = extra.get("summary", {}), [tuple(r) for r in extra.get("cft", [])]
+        last = extra.get("last", {})  # the last step's metrics (the summary's train/loss after a late kill)
         run.truncate_metrics(start)
     elif run.resume:
         run.start_over()
@@ -169,10 +170,11 @@ def run(cfg: Config, run: RunDir) -> dict:
 
     def save(step: int) -> None:
         run.save_checkpoint(step, lambda d: write_training_state(d, model, tokenizer, opt, sched, step,
-                                                                 {"summary": summary, "cft": critiques}))
+                                                                 {"summary": summary, "cft": critiques,
+                                                                  "last": metrics}))
 
     t_start = time.perf_counter()
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = dict(last)
     with progress_bar("sft") as bar:
         job = bar.add_task("sft", total=cfg.train.steps, completed=start, info="")
         for step in range(start + 1, cfg.train.steps + 1):
@@ -209,14 +211,15 @@ def run(cfg: Config, run: RunDir) -> dict:
                 metrics.update(evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics)
             if step % cfg.train.log_every == 0 or "eval/accuracy" in metrics:
                 run.log(step, metrics)
-            if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
-                save(step)
+            if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0 and step < cfg.train.steps:
+                save(step)  # the last step's checkpoint is written below, before the final evaluation
             bar.update(job, advance=1, info=fmt_metrics(metrics, {"train/loss": "loss", "eval/accuracy": "acc"}))
 
+    if start < cfg.train.steps:  # (a resume from it, after a kill in what follows, trains no further)
+        save(cfg.train.steps)  # before the final evaluation's row, so a resume logs that row once
     model.eval()
     final = evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics
     run.log(cfg.train.steps, final)
-    save(cfg.train.steps)
     save_model(model, tokenizer, run.path / "model")
     summary.update(final)
     if adv.reports:  # paper cadv: attack success on held-out behaviours (lower is more robust)
