@@ -87,3 +87,21 @@ def test_a_failing_verifier_is_counted_not_hidden_and_not_fatal(monkeypatch, cap
     result = evaluate(Recording(task, problems), task, problems, EvalConfig(n=6), tokenizer=None)
     assert result.metrics["eval/verifier_errors"] == 1.0 and result.greedy_correct.tolist() == [1, 1, 0, 1, 1, 1]
     assert "Too many open files" in caplog.text
+
+
+def test_no_problems_is_a_config_error_and_eval_cli_errors_read_right(tiny_model_dir, capsys):
+    """An empty held-out set gave NaN metrics with exit code 0; an unknown task key printed
+    'task.unknown key ...'; --temperature 0 was refused for a greedy-only run that does not use it."""
+    import pytest
+
+    from rlx.cli import main
+    from rlx.config import ConfigError
+
+    with pytest.raises(ConfigError, match="no held-out problems"):
+        evaluate(Recording(make_task(ArithmeticConfig()), []), None, [], EvalConfig(n=4), tokenizer=None)
+    base = ["eval", str(tiny_model_dir), "--n", "4"]
+    assert main([*base, "--task", "math", "task.heldout_fraction=0.01", "--samples", "2"]) == 2
+    assert "no held-out problems" in capsys.readouterr().err
+    assert main([*base, "--task", "arithmetic", "task.bogus=1"]) == 2
+    assert capsys.readouterr().err.startswith("config error: unknown key 'task.bogus'")
+    assert main([*base, "--task", "arithmetic", "--samples", "0", "--temperature", "0"]) == 0

@@ -64,9 +64,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args) -> tuple[EvalRunConfig, object]:
-    from rlx.tasks.config import TaskConfig
-    from pydantic import TypeAdapter
-
     bad = [o for o in args.overrides if not o.startswith("task.")]
     if bad:
         raise ConfigError(f"config error: override {bad[0]!r}: rlx eval takes only task.FIELD=VALUE overrides")
@@ -78,22 +75,14 @@ def _config(args) -> tuple[EvalRunConfig, object]:
     task_data = apply_overrides({"task": {"name": args.task}}, args.overrides)["task"]
     cfg = build_config(EvalRunConfig, {
         "checkpoint": args.checkpoint, "seed": args.seed, "task": task_data, "device": args.device,
-        "eval": {"n": args.n, "samples": args.samples, "temperature": args.temperature,
-                 "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size},
+        "eval": {"n": args.n, "samples": args.samples, "max_new_tokens": args.max_new_tokens,
+                 "batch_size": args.batch_size,  # the temperature is for sampling only: greedy-only runs ignore it
+                 **({"temperature": args.temperature} if args.samples > 0 else {})},
         "rast": rast, "split": args.split,
     })
-    try:
-        task_cfg = TypeAdapter(TaskConfig).validate_python(task_data)
-    except Exception as e:  # pydantic ValidationError -> one line per field
-        from pydantic import ValidationError
+    from rlx.tasks.config import load_task_config
 
-        if isinstance(e, ValidationError):
-            from rlx.config import _format_errors
-
-            raise ConfigError(_format_errors(e, task_data).replace("config error: ", "config error: task.")
-                              ) from None
-        raise
-    return cfg, task_cfg
+    return cfg, load_task_config(task_data)  # one line per bad field, named task.FIELD
 
 
 def main(args) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rlx.config import ConfigError
 from rlx.evaluation.config import EvalConfig
 from rlx.evaluation.passk import pass_at_k_array, powers_of_two
 from rlx.rewards.safe import RewardErrors, safe_score
@@ -49,6 +50,9 @@ def _generate_scored(engine, task, tokenizer, problems: list[Problem], params: S
 
 
 def evaluate(engine, task, problems: list[Problem], cfg: EvalConfig, tokenizer, seed: int = 0) -> EvalResult:
+    if not problems:  # means of nothing were NaN metrics with exit code 0
+        raise ConfigError("config error: task: no held-out problems to evaluate (the source holds none: raise "
+                          "task.heldout_fraction, or give the dataset a task.heldout_split)")
     stop = list(cfg.stop or [])
     greedy = SamplingParams(temperature=0.0, max_new_tokens=cfg.max_new_tokens, n=1, stop=stop)
     errors = RewardErrors()
