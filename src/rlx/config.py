@@ -228,7 +228,7 @@ def build_config(cls: type[C], data: dict[str, Any]) -> C:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_errors(e, data, lambda loc: _suggest(cls, data, e, loc))) from None
+        raise ConfigError(_format_errors(e, data, lambda loc, err=e: _suggest(cls, data, err, loc))) from None
 
 
 def _suggest(cls: type[BaseModel], data: dict[str, Any], err: ValidationError, loc: tuple) -> str:
