@@ -187,6 +187,7 @@ class RunDir:
         (self.path / "plots").mkdir(exist_ok=True)
         atomic_write_text(self.path / "config.yaml", config_yaml)
         self._metrics = _open_for_append(self.path / "metrics.jsonl")
+        self._rows = len(read_metrics(self.metrics_path))  # rows in the log (a checkpoint records the count)
         self._tb = None
 
     # -- metrics ---------------------------------------------------------------------------
@@ -198,6 +199,7 @@ class RunDir:
         row = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
         self._metrics.write(json.dumps(_clean(row)) + "\n")
         self._metrics.flush()
+        self._rows += 1
         if self._tb is not None:
             for k, v in metrics.items():
                 self._tb.add_scalar(k, float(v), int(step))
@@ -224,6 +226,7 @@ class RunDir:
             rows = [r for r in rows if r.get("step", -1) <= last_step]
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
         self._metrics = _open_for_append(self.metrics_path)
+        self._rows = len(rows)
 
     def start_over(self) -> None:
         """`--resume` found no checkpoint (the run was killed before its first): say so, drop the killed
@@ -251,8 +254,7 @@ class RunDir:
         Kept: the `keep` newest checkpoints up to this one. Directories of later steps can only be
         leftovers of a killed run this one replaced (a resume continues from an earlier step), so they go.
         """
-        self._metrics.flush()
-        rows = len(read_metrics(self.metrics_path))
+        rows = self._rows
 
         def write_all(d: Path) -> None:
             write(d)
