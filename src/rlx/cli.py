@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rlx.config import ConfigError, apply_overrides, build_config, dump_yaml, read_yaml, recipe_kind
+from rlx.config import ConfigError, apply_overrides, build_config, dump_yaml, flatten, read_yaml, recipe_kind
 
 # recipe kind -> trainer module (imported lazily: control RL never imports transformers)
 TRAINERS: dict[str, str] = {
@@ -102,19 +102,6 @@ def run_recipe(recipe: str, overrides: list[str], out: str | Path | None, resume
     return summary
 
 
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    """{'a.b': 1, 'a.c.0.d': 2}: sections and lists of sections (a mixture's `task.tasks.0.x`) spelled out,
-    so a field added inside a list item is compared on its own; lists of plain values stay whole."""
-    if isinstance(d, list) and d and all(isinstance(x, dict) for x in d):
-        d = {str(i): x for i, x in enumerate(d)}
-    if not isinstance(d, dict) or not d:
-        return {prefix[:-1]: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}."))
-    return out
-
-
 def _field_default(cfg: Any, dotted: str) -> Any:
     """The default of config field `a.b.c` of `cfg` (a sentinel when the path is not a plain field)."""
     obj, parts = cfg, dotted.split(".")
@@ -144,7 +131,7 @@ def config_differences(saved_yaml: str, config_yaml: str, cfg: Any = None, ignor
 
     if saved_yaml == config_yaml:
         return []
-    old, new = _flat(yaml.safe_load(saved_yaml) or {}), _flat(yaml.safe_load(config_yaml) or {})
+    old, new = flatten(yaml.safe_load(saved_yaml) or {}), flatten(yaml.safe_load(config_yaml) or {})
     new_at_default = {k for k in new.keys() - old.keys() if cfg is not None and _field_default(cfg, k) == new[k]}
     return [f"{k} ({old.get(k, '-')!r} -> {new.get(k, '-')!r})" for k in sorted(old.keys() | new.keys())
             if old.get(k) != new.get(k) and k not in new_at_default

@@ -245,7 +245,7 @@ def _suggest(cls: type[BaseModel], data: dict[str, Any], err: ValidationError, l
         if isinstance(node, dict):
             node.pop(path[-1], None)
     try:
-        fields = list(_flat_keys(cls.model_validate(trimmed).model_dump(mode="json")))
+        fields = list(flatten(cls.model_validate(trimmed).model_dump(mode="json")))
     except ValidationError:
         return ""
     key = ".".join(str(p) for p in loc)
@@ -258,12 +258,17 @@ def _suggest(cls: type[BaseModel], data: dict[str, Any], err: ValidationError, l
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
-def _flat_keys(d: Any, prefix: str = "") -> list[str]:
-    if isinstance(d, dict):
-        return [k for key, v in d.items() for k in _flat_keys(v, f"{prefix}{key}.")] or [prefix[:-1]]
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a.b': 1, 'a.c.0.d': 2}: sections and lists of sections (a mixture's `task.tasks.0.x`) spelled out,
+    so a field added inside a list item is compared on its own; lists of plain values stay whole."""
     if isinstance(d, list) and d and all(isinstance(x, dict) for x in d):
-        return [k for i, v in enumerate(d) for k in _flat_keys(v, f"{prefix}{i}.")]
-    return [prefix[:-1]]
+        d = {str(i): x for i, x in enumerate(d)}
+    if not isinstance(d, dict) or not d:
+        return {prefix[:-1]: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}."))
+    return out
 
 
 def recipe_kind(data: dict[str, Any], path: str | Path = "recipe") -> str:
