@@ -155,6 +155,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     steps = done * N
     if clock.steps_to_target is None and clock.last_step != steps:
         clock.evaluate(steps, act_greedy)
+    clock.stop()
     if run is not None:
         save(done)
     env.close()

@@ -89,7 +89,7 @@ class EvalClock:
         self.last_step = -1
         self.steps_to_target: int | None = None
         self.seconds_to_target: float | None = None
-        self._t0 = time.perf_counter()
+        self._t0: float | None = time.perf_counter()
 
     def due(self, env_steps: int) -> bool:
         return env_steps >= self.next_eval
@@ -125,7 +125,16 @@ class EvalClock:
                 setattr(self, k, state[k])
         self._t0 = time.perf_counter()
 
+    def stop(self) -> None:
+        """Freeze the training clock at the end of training, so the final checkpoint and the summary hold the
+        same seconds: a resume from that checkpoint then reports at least the first run's time, never less
+        (the final save itself is not training time)."""
+        self.train_seconds = self.elapsed()
+        self._t0 = None
+
     def elapsed(self) -> float:
+        if self._t0 is None:
+            return self.train_seconds
         return self.train_seconds + time.perf_counter() - self._t0
 
     def summary(self) -> dict[str, float]:

@@ -150,6 +150,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     steps = done * per_update
     if clock.steps_to_target is None and clock.last_step != steps:
         clock.evaluate(steps, act_greedy)
+    clock.stop()
     if run is not None:
         _save(run, done, per_update, q_net, opt, clock, env_checkpoint(env, obs))
     env.close()

@@ -342,6 +342,7 @@ def run(cfg: Config, run: RunDir | None) -> dict:
     steps = done * per_update
     if clock.last_step != steps:
         clock.evaluate(steps, act_greedy)
+    clock.stop()
     summary = {**clock.summary(), "env/steps": float(steps), "adversary/alpha_final": temp.alpha}
     summary |= robust_report(act_greedy, cfg, cfg.seed)
     if run is not None:
