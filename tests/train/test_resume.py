@@ -123,6 +123,39 @@ def test_resume_with_a_different_config_is_refused(tmp_path, capsys, kill_on_cal
     assert (out / "summary.json").exists()
 
 
+def _tiny_args(trainer: str, base_model_dir) -> list[str]:
+    if trainer == "sft":
+        return ["sft", "recipes/arith_sft.yaml", *SFT]
+    if trainer == "agent":
+        from tests.agents.test_train import TINY
+
+        return ["train", "recipes/search_agent.yaml", *TINY]
+    return ["train", "recipes/arith_grpo.yaml", f"model.path={base_model_dir}", "train.steps=4", "eval.n=8",
+            "eval.every=0", "rollout.prompts_per_step=2", "rollout.group_size=4", "train.checkpoint_every=2",
+            "train.micro_batch_size=8"]
+
+
+@pytest.mark.parametrize("trainer", ["sft", "rlvr", "agent"])
+def test_a_resumed_run_reports_the_whole_runs_training_seconds(tmp_path, trainer, base_model_dir):
+    """time/train_seconds continues from the seconds the checkpoint holds, like the control loops' clock; it
+    used to restart at 0 on each resume, so a run resumed near its end reported only the last piece."""
+    import json
+
+    import torch
+
+    out = tmp_path / "a"
+    args = [*_tiny_args(trainer, base_model_dir), "--out", str(out)]
+    assert main(args) == 0
+    ckpt = out / "checkpoints" / (out / "checkpoints" / "LATEST").read_text().strip() / "trainer_state.pt"
+    state = torch.load(ckpt, weights_only=False)
+    first = json.loads((out / "summary.json").read_text())["time/train_seconds"]
+    assert 0 < state["extra"]["train_seconds"] <= first
+    state["extra"]["train_seconds"] = 1000.0  # as if the run had trained 1000 s before its last checkpoint
+    torch.save(state, ckpt)
+    assert main([*args, "--resume"]) == 0
+    assert 1000.0 < json.loads((out / "summary.json").read_text())["time/train_seconds"] < 1000.0 + 300
+
+
 @pytest.mark.parametrize("trainer", ["sft", "rlvr"])
 def test_a_kill_after_the_last_checkpoint_resumes_to_the_same_log_and_summary(tmp_path, monkeypatch, trainer,
                                                                               base_model_dir):
@@ -134,14 +167,8 @@ def test_a_kill_after_the_last_checkpoint_resumes_to_the_same_log_and_summary(tm
     import rlx.train.rlvr as rlvr_mod
     import rlx.train.sft as sft_mod
 
-    if trainer == "sft":
-        args = ["sft", "recipes/arith_sft.yaml", *SFT]
-        mod = sft_mod
-    else:
-        args = ["train", "recipes/arith_grpo.yaml", f"model.path={base_model_dir}", "train.steps=4", "eval.n=8",
-                "eval.every=0", "rollout.prompts_per_step=2", "rollout.group_size=4", "train.checkpoint_every=2",
-                "train.micro_batch_size=8"]
-        mod = rlvr_mod
+    args = _tiny_args(trainer, base_model_dir)
+    mod = sft_mod if trainer == "sft" else rlvr_mod
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     real = mod.save_model
 

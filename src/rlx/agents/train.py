@@ -36,7 +36,7 @@ from rlx.rollout.base import step_seed
 from rlx.rollout.hf import HFEngine
 from rlx.runtime import pick_device, seed_everything, set_threads
 from rlx.rundir import RunDir
-from rlx.train.checkpoint import read_training_state, write_training_state
+from rlx.train.checkpoint import RunClock, read_training_state, write_training_state
 from rlx.train.logprobs import sequence_logprobs
 from rlx.train.optim import make_optimizer
 from rlx.train.progress import fmt_metrics, progress_bar
@@ -109,15 +109,17 @@ def run(cfg: Config, run: RunDir) -> dict:
     def held_out_eval() -> dict[str, float]:
         return evaluate_agent(model, tokenizer, env, heldout, cfg.eval.max_turns, r.turns.turn_tokens)
 
-    def save(step: int) -> None:
-        extra = {"summary": summary, "generator": gen.get_state()}
+    def save(step: int, seconds: float | None = None) -> None:
+        if seconds is None:  # step 0: after the warm start, before RL's clock starts
+            seconds = clock.seconds() if step > 0 else 0.0
+        extra = {"summary": summary, "generator": gen.get_state(), "train_seconds": seconds}
         run.save_checkpoint(step, lambda d: write_training_state(d, model, tokenizer, opt, sched, step, extra))
 
-    start, summary = 0, {}
+    start, summary, seconds_before = 0, {}, 0.0
     ckpt = run.latest_checkpoint() if run.resume else None
     if ckpt is not None:
         start, extra = read_training_state(ckpt, model, opt, sched)
-        summary = extra["summary"]
+        summary, seconds_before = extra["summary"], extra.get("train_seconds", 0.0)
         gen.set_state(extra["generator"])
         run.truncate_metrics(start)
     elif run.resume:
@@ -141,7 +143,7 @@ def run(cfg: Config, run: RunDir) -> dict:
 
     producer = AsyncProducer(make, model, max_staleness=a.max_staleness, start=start, steps=t.steps) \
         if a.enabled and start < t.steps else None
-    t_run = time.perf_counter()
+    clock = RunClock(seconds_before)
     metrics: dict[str, float] = {}
     try:
         with progress_bar("search agent") as bar:
@@ -185,15 +187,16 @@ def run(cfg: Config, run: RunDir) -> dict:
     finally:
         if producer is not None:
             producer.close()
-    seconds = time.perf_counter() - t_run
+    total = clock.seconds()
+    seconds = total - clock.before  # this invocation's, for its steps per second
     if start < t.steps:
-        save(t.steps)  # before the final evaluation's row, so a resume after a kill below logs that row once
+        save(t.steps, total)  # before the final evaluation's row, so a resume after a kill below logs that row once
     final = held_out_eval()
     run.log(t.steps, final)
     save_model(model, tokenizer, run.path / "model")
     summary.update(final)
     rows = [row for row in run.metrics() if "async/staleness" in row]
-    summary.update({"time/train_seconds": seconds, "train/steps": t.steps,
+    summary.update({"time/train_seconds": total, "train/steps": t.steps,
                     "train/steps_per_second": (t.steps - start) / seconds if t.steps > start and seconds > 0 else 0.0,
                     "async/staleness_mean": sum(x["async/staleness"] for x in rows) / len(rows) if rows else 0.0,
                     "async/staleness_max": max((x["async/staleness"] for x in rows), default=0.0),

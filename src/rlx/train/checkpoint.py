@@ -10,6 +10,7 @@ Resuming restores every piece, so the next losses match an uninterrupted run bit
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,19 @@ from safetensors.torch import load_model, save_model
 from rlx.config import ConfigError
 from rlx.runtime import rng_state, set_rng_state
 
-__all__ = ["write_training_state", "read_training_state"]
+__all__ = ["write_training_state", "read_training_state", "RunClock"]
+
+
+class RunClock:
+    """Training seconds over every invocation of a run: a resumed run continues from the seconds its checkpoint
+    holds (`extra["train_seconds"]`), so its `time/train_seconds` is the whole run's, as in the control loops.
+    The time between the last checkpoint and a kill is lost with the work it did."""
+
+    def __init__(self, before: float = 0.0):
+        self.before, self._t0 = float(before), time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self._t0
 
 
 def write_training_state(d: Path, model, tokenizer, optimizer, scheduler, step: int, extra: dict[str, Any]) -> None:

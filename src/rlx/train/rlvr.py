@@ -37,7 +37,7 @@ from rlx.sampling.prune import Pruner
 from rlx.tasks import make_task
 from rlx.tasks.mixture import MixtureTask
 from rlx.train.ahead import RolloutAhead, engine_logprobs_exact
-from rlx.train.checkpoint import read_training_state, write_training_state
+from rlx.train.checkpoint import RunClock, read_training_state, write_training_state
 from rlx.train.collect import collect, sampling_params
 from rlx.train.logprobs import score_batch
 from rlx.train.optim import make_optimizer
@@ -134,10 +134,11 @@ def run(cfg: Config, run: RunDir) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed)
 
     start, summary, pending = 0, {}, None  # pending: the next step's batch, sampled ahead (staleness 1)
+    seconds_before = 0.0
     ckpt = run.latest_checkpoint() if run.resume else None
     if ckpt is not None:
         start, extra = read_training_state(ckpt, model, opt, sched)
-        summary = extra["summary"]
+        summary, seconds_before = extra["summary"], extra.get("train_seconds", 0.0)
         errors.load_state_dict(extra["reward_errors"])
         gen.set_state(extra["generator"])
         if ref_model is not None and extra.get("ref_model") is not None:  # paper prorl: the last reset's policy
@@ -167,14 +168,14 @@ def run(cfg: Config, run: RunDir) -> dict:
                  "difficulty": pool.state_dict() if pool is not None else None,
                  "prune": pruner.state_dict() if pruner is not None else None,
                  "ref_model": ref_model.state_dict() if ref_model is not None and t.ref_reset_every else None,
-                 "pending": pending}
+                 "pending": pending, "train_seconds": clock.seconds()}
         run.save_checkpoint(step, lambda d: write_training_state(d, model, tokenizer, opt, sched, step, extra))
 
     def produce(step: int):
         return collect(engine, task, tokenizer, cfg.rollout, cfg.objective, seed=cfg.seed * 1_000_003 + step,
                        errors=errors, pruner=pruner, step=step)
 
-    t_run = time.perf_counter()
+    clock = RunClock(seconds_before)
     metrics: dict[str, float] = {}
 
     with progress_bar("rlvr") as bar, _closing(ahead):
@@ -273,7 +274,7 @@ def run(cfg: Config, run: RunDir) -> dict:
     export = model.merge_and_unload() if cfg.model.lora is not None else model
     save_model(export, tokenizer, run.path / "model")
     summary.update(final)
-    summary.update({"time/train_seconds": time.perf_counter() - t_run, "train/steps": t.steps,
+    summary.update({"time/train_seconds": clock.seconds(), "train/steps": t.steps,
                     "rollout/reward_errors": float(errors.count)})
     rows = [r for r in run.metrics() if r.get("rollout/mismatch_kl") is not None]
     if rows:  # paper jetrl: rollout/trainer mismatch over the whole run (metrics.jsonl survives resumes)

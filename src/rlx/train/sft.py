@@ -28,7 +28,7 @@ from rlx.runtime import pick_device, seed_everything, set_threads
 from rlx.rundir import RunDir
 from rlx.tasks import TaskConfig, make_task
 from rlx.train.cft import CFTConfig, build_critiques
-from rlx.train.checkpoint import read_training_state, write_training_state
+from rlx.train.checkpoint import RunClock, read_training_state, write_training_state
 from rlx.train.optim import OptimConfig, make_optimizer
 from rlx.train.progress import fmt_metrics, progress_bar
 
@@ -148,12 +148,13 @@ def run(cfg: Config, run: RunDir) -> dict:
         ref, _ = load_policy(cfg.model, seed=cfg.seed)
         ref.to(device).eval().requires_grad_(False)
 
-    start, summary, critiques, last = 0, {}, [], {}
+    start, summary, critiques, last, seconds_before = 0, {}, [], {}, 0.0
     ckpt = run.latest_checkpoint() if run.resume else None
     if ckpt is not None:
         start, extra = read_training_state(ckpt, model, opt, sched)
         summary, critiques = extra.get("summary", {}), [tuple(r) for r in extra.get("cft", [])]
         last = extra.get("last", {})  # the last step's metrics (the summary's train/loss after a late kill)
+        seconds_before = extra.get("train_seconds", 0.0)
         run.truncate_metrics(start)
     elif run.resume:
         run.start_over()
@@ -171,9 +172,10 @@ def run(cfg: Config, run: RunDir) -> dict:
     def save(step: int) -> None:
         run.save_checkpoint(step, lambda d: write_training_state(d, model, tokenizer, opt, sched, step,
                                                                  {"summary": summary, "cft": critiques,
-                                                                  "last": metrics}))
+                                                                  "last": metrics,
+                                                                  "train_seconds": clock.seconds()}))
 
-    t_start = time.perf_counter()
+    clock = RunClock(seconds_before)
     metrics: dict[str, float] = dict(last)
     with progress_bar("sft") as bar:
         job = bar.add_task("sft", total=cfg.train.steps, completed=start, info="")
@@ -228,5 +230,5 @@ def run(cfg: Config, run: RunDir) -> dict:
         run.log(cfg.train.steps, report)
         summary.update(report)
     summary.update({"train/loss": metrics.get("train/loss", float("nan")), "time/train_seconds":
-                    time.perf_counter() - t_start, "train/steps": cfg.train.steps})
+                    clock.seconds(), "train/steps": cfg.train.steps})
     return summary
