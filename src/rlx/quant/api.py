@@ -66,7 +66,18 @@ def method_fn(method: str) -> Callable:
 def quantize(model: nn.Module, cfg: QuantConfig, tokenizer=None,
              calib: tuple[torch.Tensor, ...] | torch.Tensor | None = None) -> QuantResult:
     """Quantize `model` in place. calib: ids [N, T], (ids, mask) or (ids, mask, loss_mask);
-    None = draw from cfg.calib.task (prompt + reference completion; loss mask on the completion)."""
+    None = draw from cfg.calib.task (prompt + reference completion; loss mask on the completion).
+
+    Quantization runs on the CPU: a model on another device is moved to the CPU, quantized and moved
+    back (the methods build their statistics, codes and adapters on the CPU)."""
+    device = next(model.parameters()).device
+    if device.type != "cpu":
+        model.to("cpu")
+        try:
+            return quantize(model, cfg, tokenizer, calib.cpu() if isinstance(calib, torch.Tensor) else
+                            tuple(c.cpu() for c in calib) if calib is not None else None)
+        finally:
+            model.to(device)
     linears = find_linears(model, cfg.skip)
     if not linears:
         raise ConfigError(f"config error: skip = {cfg.skip}: no Linear layers left to quantize")
@@ -76,6 +87,12 @@ def quantize(model: nn.Module, cfg: QuantConfig, tokenizer=None,
         raise ConfigError(f"config error: group_size = {cfg.group_size} must divide the input width of every "
                           f"quantized layer; {ragged[0][0]} has {ragged[0][1]} (use a divisor, 0 for one scale "
                           f"per output channel, or skip the layer)")
+    broken = [(n, int((~torch.isfinite(m.weight)).sum())) for n, m in linears.items()
+              if not torch.isfinite(m.weight).all()]
+    if broken:  # GPTQ would spread a NaN over its row, QuEST would zero the row: refuse before any change
+        raise ConfigError(f"config error: the model has non-finite weights ({broken[0][1]} in {broken[0][0]}"
+                          f"{f' and {len(broken) - 1} more layers' if len(broken) > 1 else ''}); "
+                          "quantize a checkpoint whose weights are finite")
     _untie_quantized_head(model, linears)
     if calib is None:
         if tokenizer is None:

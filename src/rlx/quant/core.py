@@ -16,7 +16,12 @@ Granularity: "tensor" (one scale), "channel" (one per output row, dim 0 of a [ou
 range (amax, or min/max) before the scale is computed (clipping search uses it).
 
 Non-finite inputs: the range statistics ignore NaN/inf; NaN stays NaN after fake-quant, +-inf
-saturate to the end codes. Codes of NaN entries are stored as `zero` rounded (they carry no value).
+saturate to the end codes. Codes of NaN entries are stored as 0 (they carry no value).
+
+An all-zero group gets the smallest normal float32 as its scale (`ZERO_GROUP_SCALE`): on the
+asymmetric grid any scale is exact, but the symmetric grid has no 0 (its zero point is a
+half-integer), so a scale of 1 would turn a pruned row into +-0.5; with the tiny scale it stays 0
+to within 6e-39.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ from typing import Literal
 
 import torch
 
-__all__ = ["IntSpec", "QTensor", "int_params", "int_quantize", "int_dequantize", "fake_int", "ste_round"]
+__all__ = ["IntSpec", "QTensor", "int_params", "int_quantize", "int_dequantize", "fake_int", "ste_round",
+           "ZERO_GROUP_SCALE"]
+
+ZERO_GROUP_SCALE = torch.finfo(torch.float32).tiny  # the scale of an all-zero group (module docstring)
 
 Granularity = Literal["tensor", "channel", "group"]
 
@@ -86,7 +94,7 @@ def _groups(x: torch.Tensor, spec: IntSpec) -> tuple[torch.Tensor, int]:
 def int_params(x: torch.Tensor, spec: IntSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, zero) for each group of `x` (last dim reduced); x shaped [..., group].
 
-    Statistics ignore non-finite values. A group that is all zero gets scale 1 (any scale is exact).
+    Statistics ignore non-finite values. A group that is all zero gets `ZERO_GROUP_SCALE`.
     """
     finite = torch.isfinite(x)
     xf = torch.where(finite, x, torch.zeros_like(x)).float()
@@ -98,9 +106,9 @@ def int_params(x: torch.Tensor, spec: IntSpec) -> tuple[torch.Tensor, torch.Tens
         lo = xf.amin(dim=-1).clamp(max=0) * spec.clip
         hi = xf.amax(dim=-1).clamp(min=0) * spec.clip
         scale = (hi - lo) / spec.qmax
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        scale = torch.where(scale > 0, scale, torch.full_like(scale, ZERO_GROUP_SCALE))
         zero = torch.round(-lo / scale)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    scale = torch.where(scale > 0, scale, torch.full_like(scale, ZERO_GROUP_SCALE))
     return scale, zero
 
 

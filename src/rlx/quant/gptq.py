@@ -77,7 +77,13 @@ def _inverse_cholesky(H: torch.Tensor, cfg: GPTQConfig) -> tuple[torch.Tensor, f
 @torch.no_grad()
 def gptq_weight(W: torch.Tensor, H: torch.Tensor, spec: IntSpec, cfg: GPTQConfig = GPTQConfig()
                 ) -> tuple[QTensor, dict[str, float]]:
-    """Quantize W [out, in] against Hessian H [in, in]. Returns (codes in original order, info)."""
+    """Quantize W [out, in] against Hessian H [in, in]. Returns (codes in original order, info).
+
+    Non-finite W or H is an error: the error feedback would spread one NaN over the rest of its row."""
+    for name, t in (("weight", W), ("Hessian", H)):
+        if not torch.isfinite(t).all():
+            raise GPTQError(f"GPTQ: the {name} {tuple(t.shape)} has {int((~torch.isfinite(t)).sum())} non-finite "
+                            "values (non-finite weights or calibration activations)")
     W = W.detach().float().clone()
     H = H.detach().float().clone()
     rows, cols = W.shape
@@ -146,13 +152,16 @@ def gptq_layers(model: nn.Module, linears: dict[str, nn.Linear], calib, bits: in
         for n, lin in mods.items():
             H = acc[n].hessian()
             spec = spec_of(bits, group_size, symmetric, lin.in_features)
-            if transform is None:
-                qt, _ = gptq_weight(lin.weight, H, spec, gcfg)
-                lq = LayerQuant(qt, bits)
-            else:
-                W, Ht, make = transform(n, lin, H)
-                qt, _ = gptq_weight(W, Ht, spec, gcfg)
-                lq = make(qt)
+            try:
+                if transform is None:
+                    qt, _ = gptq_weight(lin.weight, H, spec, gcfg)
+                    lq = LayerQuant(qt, bits)
+                else:
+                    W, Ht, make = transform(n, lin, H)
+                    qt, _ = gptq_weight(W, Ht, spec, gcfg)
+                    lq = make(qt)
+            except GPTQError as e:
+                raise GPTQError(f"layer {n}: {e}") from None
             with torch.no_grad():
                 lin.weight.copy_(lq.weight().to(lin.weight.dtype))
             out[n] = lq

@@ -106,7 +106,7 @@ class QLLMLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xp = x @ self.P.to(x.dtype)
         xq = fake_int(xp, self.act_spec)
-        return F.linear(xq, self.effective().to(x.dtype), self.bias)
+        return F.linear(xq, self.effective().to(x.dtype), self.bias.to(x.dtype) if self.bias is not None else None)
 
 
 def quantize_qllm(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantConfig, calib) -> dict[str, LayerQuant]:
@@ -141,7 +141,8 @@ def quantize_qllm(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantCon
                 opt = torch.optim.Adam([new.lora_a, new.lora_b], lr=q.lr)
                 with torch.enable_grad():
                     for _ in range(q.steps):
-                        loss = (new(X) - (target + (new.bias if new.bias is not None else 0))).pow(2).mean()
+                        bias = new.bias.detach().float() if new.bias is not None else 0  # X is float32
+                        loss = (new(X) - (target + bias)).pow(2).mean()
                         opt.zero_grad()
                         loss.backward()
                         opt.step()

@@ -57,10 +57,17 @@ def weight_deltas(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantCon
     ids, mask = calib[0], calib[1]
     model.zero_grad(set_to_none=True)
     n = min(cfg.calib.batch_size, ids.shape[0])
-    with torch.enable_grad():
-        lm_loss(model, ids[:n], mask[:n], calib[2][:n] if len(calib) > 2 else None).backward()
-    out = {name: -lin.weight.grad.detach().float().clone() for name, lin in linears.items()}
-    model.zero_grad(set_to_none=True)
+    flags = {name: lin.weight.requires_grad for name, lin in linears.items()}  # a model loaded for inference
+    try:
+        for lin in linears.values():
+            lin.weight.requires_grad_(True)
+        with torch.enable_grad():
+            lm_loss(model, ids[:n], mask[:n], calib[2][:n] if len(calib) > 2 else None).backward()
+        out = {name: -lin.weight.grad.detach().float().clone() for name, lin in linears.items()}
+    finally:
+        for name, lin in linears.items():
+            lin.weight.requires_grad_(flags[name])
+        model.zero_grad(set_to_none=True)
     return out
 
 

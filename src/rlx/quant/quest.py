@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlx.quant.config import QuantConfig
-from rlx.quant.core import QTensor
+from rlx.quant.core import ZERO_GROUP_SCALE, QTensor
 from rlx.quant.hadamard import hadamard
 from rlx.quant.layers import LayerQuant, frozen_teacher, swap_module, train_lm
 
@@ -97,7 +97,7 @@ def _quest_forward(x: torch.Tensor, bits: int, trust: float) -> tuple[torch.Tens
     sigma = xf.pow(2).mean(dim=-1, keepdim=True).sqrt()
     qmax = 2**bits - 1
     amax = gaussian_mse_alpha(bits) * sigma
-    scale = torch.where(amax > 0, 2 * amax / qmax, torch.ones_like(amax))
+    scale = torch.where(amax > 0, 2 * amax / qmax, torch.full_like(amax, ZERO_GROUP_SCALE))  # core.py docstring
     q = torch.clamp(torch.round(xf / scale + qmax / 2), 0, qmax)
     x_hat = scale * (q - qmax / 2)
     mask = ((xf - x_hat).abs() <= trust * scale / 2).to(x.dtype)
@@ -112,21 +112,29 @@ def quest_fake(x: torch.Tensor, bits: int, trust: float = 1.0) -> torch.Tensor:
 @torch.no_grad()
 def quest_codes(w: torch.Tensor, bits: int) -> QTensor:
     """Integer codes of hadamard(w) with the per-row Gaussian MSE fit (codes in the rotated basis)."""
+    if not torch.isfinite(w).all():  # a NaN row would get a NaN sigma and silently become all-zero codes
+        raise ValueError(f"quest_codes: the weight {tuple(w.shape)} has {int((~torch.isfinite(w)).sum())} "
+                         "non-finite values")
     wh = hadamard(w.detach().float())
     sigma = wh.pow(2).mean(dim=-1, keepdim=True).sqrt()
     qmax = 2**bits - 1
     amax = gaussian_mse_alpha(bits) * sigma
-    scale = torch.where(amax > 0, 2 * amax / qmax, torch.ones_like(amax))
+    scale = torch.where(amax > 0, 2 * amax / qmax, torch.full_like(amax, ZERO_GROUP_SCALE))  # core.py docstring
     q = torch.clamp(torch.round(wh / scale + qmax / 2), 0, qmax)
     return QTensor(q.to(torch.uint8), scale, torch.full_like(scale, qmax / 2), w.shape[1])
 
 
 class QuestLinear(nn.Linear):
-    """y = Q_a(x H) Q_w(W H)^T + b. Same parameter names as nn.Linear (checkpoints stay HF-loadable)."""
+    """y = Q_a(x H) Q_w(W H)^T + b. Same parameter names as nn.Linear (checkpoints stay HF-loadable).
+
+    A float16 layer trains float32 master weights (Adam's eps = 1e-8 and small squared gradients underflow
+    in float16, turning weights into NaN); `model_dtype` is the dtype it goes back to after QAT."""
 
     def __init__(self, lin: nn.Linear, w_bits: int | None, a_bits: int | None, trust: float):
+        self.model_dtype = lin.weight.dtype
+        master = torch.float32 if lin.weight.dtype == torch.float16 else lin.weight.dtype
         super().__init__(lin.in_features, lin.out_features, bias=lin.bias is not None,
-                         device=lin.weight.device, dtype=lin.weight.dtype)
+                         device=lin.weight.device, dtype=master)
         with torch.no_grad():
             self.weight.copy_(lin.weight)
             if lin.bias is not None:
@@ -135,14 +143,14 @@ class QuestLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.w_bits is None and self.a_bits is None:
-            return F.linear(x, self.weight, self.bias)
-        xh = hadamard(x)
+            return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+        xh = hadamard(x.to(self.weight.dtype))
         wh = hadamard(self.weight)
         if self.a_bits is not None:
             xh = quest_fake(xh, self.a_bits, self.trust)
         if self.w_bits is not None:
             wh = quest_fake(wh, self.w_bits, self.trust)
-        return F.linear(xh, wh, self.bias)
+        return F.linear(xh, wh, self.bias).to(x.dtype)
 
 
 def quantize_quest(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantConfig, calib) -> dict[str, LayerQuant]:
@@ -171,6 +179,7 @@ def quantize_quest(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantCo
         with torch.no_grad():
             m.weight.copy_(lq.weight().to(m.weight.dtype))
         m.w_bits = None  # weights now hold their dequantized codes; activations stay fake-quantized
+        m.to(m.model_dtype)
         if q.act_bits is None:
             swap_module(model, name, _plain_linear(m))
         out[name] = lq

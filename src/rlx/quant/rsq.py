@@ -54,7 +54,8 @@ def token_weights(a: torch.Tensor, mask: torch.Tensor, min_weight: float) -> tor
     lo = torch.where(mask.bool(), a, torch.full_like(a, big)).amin(dim=1, keepdim=True)
     hi = torch.where(mask.bool(), a, torch.full_like(a, -big)).amax(dim=1, keepdim=True)
     frac = (a - lo) / (hi - lo).clamp_min(1e-12)
-    return (min_weight + (1 - min_weight) * frac) * mask
+    # a row of padding only has lo = +big, hi = -big: its weights are 0, not (-inf) * 0 = NaN
+    return torch.where(mask.bool(), min_weight + (1 - min_weight) * frac, torch.zeros_like(frac))
 
 
 def quantize_rsq(model: nn.Module, linears: dict[str, nn.Linear], cfg: QuantConfig, calib) -> dict[str, LayerQuant]:
