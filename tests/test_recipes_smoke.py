@@ -57,6 +57,18 @@ def test_fp8_rollout_flow_shows_mismatch_and_unified_removes_it(tiny_model_dir, 
     assert kls["fp8_rollout"] > 1e-7 and kls["fp8_unified"] < 1e-9, kls
 
 
+def test_unified_fp8_scores_the_reference_in_fp8_too(tiny_model_dir, tmp_path):
+    """Before the first update the policy is its reference, so the KL is 0 in either flow. The reference used to
+    be scored in full precision while the unified flow scored the policy in FP8: KL 0.0022 at step 1, a pull
+    toward the full-precision model that LoRA runs (reference = adapters off, also FP8) did not have."""
+    out = tmp_path / "u"
+    assert main(["train", "recipes/arith_grpo.yaml", f"model.path={tiny_model_dir}", *TINY, "train.steps=1",
+                 "objective.kl_coef=0.05", "train.precision_flow=fp8_unified", "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    kl = [r["train/kl/ref"] for r in rows if "train/kl/ref" in r]
+    assert kl == [0.0]
+
+
 def test_sft_recipe_runs(tmp_path):
     args = ["sft", "recipes/arith_sft.yaml", "model.tiny.hidden_size=32", "model.tiny.num_layers=1",
             "model.tiny.intermediate_size=64", "train.steps=3", "eval.n=4", "eval.every=0",

@@ -168,3 +168,22 @@ def test_gspo_logs_token_level_kl_and_the_sequence_ratio_it_clips():
     assert m["policy/approx_kl"].item() == pytest.approx((k3(0.3) + k3(-0.3) + k3(0.1)) / 3, rel=1e-5)
     assert m["policy/ratio_max"].item() == pytest.approx(math.exp(0.3), rel=1e-6)
     assert m["policy/seq_ratio_max"].item() == pytest.approx(math.exp(0.1), rel=1e-6)  # row means 0.0 and 0.1
+
+
+@pytest.mark.parametrize("loss_fn", [ppo_clip_loss, gspo_loss])
+def test_an_extreme_log_ratio_does_not_make_the_batch_nan(loss_fn):
+    """One token whose old log-prob is -300 (log-ratio 299 > 88.7; GSPO's row mean 99.7) gave r = inf, and its
+    tied group's A = 0 made -0 * inf = NaN for the whole loss and gradient. The log-ratio is clamped at 20."""
+    lp = torch.full((2, 3), -1.0, requires_grad=True)
+    old = torch.full((2, 3), -1.0)
+    old[1, 2] = -300.0
+    adv = torch.zeros(2, 3)
+    adv[0] = 1.0
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    loss, _ = loss_fn(lp, old, adv, mask)
+    total = aggregate(loss, mask, "token-mean")
+    total.backward()
+    assert torch.isfinite(total) and torch.isfinite(lp.grad).all()
+    # row 0 (ratio 1, A = 1): -1 per token, so the token mean is -3/6 and each row-0 token's gradient -1/6
+    assert float(total.detach()) == pytest.approx(-0.5)
+    torch.testing.assert_close(lp.grad[0], torch.full((3,), -1 / 6))

@@ -223,3 +223,22 @@ def test_a_right_padded_prompt_takes_the_general_forward(tiny_model_dir):
         a = sequence_logprobs(model, pid, pm, cid, cm, lean=True)[0]
         b = sequence_logprobs(model, pid, pm, cid, cm, lean=False)[0]
     assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_non_finite_gradient_skips_the_optimizer_step(tiny_model_dir):
+    """An inf advantage (or any NaN in the loss) used to reach optimizer.step and write NaN into every weight.
+    The step is skipped and counted; the learning-rate schedule still advances."""
+    model, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    batch = _batch()
+    obj = build_objective(ObjectiveConfig(), max_new_tokens=6)
+    adv = torch.ones(batch.completion_ids.shape)
+    adv[0, 0] = float("inf")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    before = [q.detach().clone() for q in model.parameters()]
+    out = update(model, obj, Prepared(batch, adv, None, None), opt, sched, epochs=1, minibatches=2,
+                 micro_batch_size=12, grad_clip=1.0, generator=torch.Generator().manual_seed(0))
+    assert out["train/nonfinite_grad_skipped"] == 0.5  # the minibatch holding row 0; the other one stepped
+    assert all(torch.isfinite(q).all() for q in model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert sched.last_epoch == 2

@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 Metrics = dict[str, torch.Tensor]
+MAX_LOG_RATIO = 20.0  # |log r| is clamped here before exp (r = inf would turn -0 * r into NaN)
 
 
 def _masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -81,7 +82,10 @@ def ppo_clip_loss(
     eps_high > eps_low is DAPO's clip-higher. Paper: ppo, dapo (clip-higher), dual-clip PPO (Ye et al. 2020).
     """
     log_ratio = logprobs - old_logprobs
-    loss, metrics = _clipped_surrogate(torch.exp(log_ratio), advantages, response_mask, eps_low, eps_high, dual_clip)
+    # clamped before exp (as kl_k3 is): a log-ratio above ~88.7 made r = inf and, on a token with A = 0 (any tied
+    # group), -0 * inf = NaN for the whole batch; e^20 is far beyond every clip range, so nothing else changes
+    ratio = torch.exp(log_ratio.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO))
+    loss, metrics = _clipped_surrogate(ratio, advantages, response_mask, eps_low, eps_high, dual_clip)
     return loss, {**metrics, **_ratio_metrics(log_ratio, response_mask)}
 
 
@@ -106,7 +110,7 @@ def gspo_loss(
     m = response_mask.to(logprobs.dtype)
     lengths = m.sum(dim=1).clamp_min(1.0)
     seq_log_ratio = ((logprobs - old_logprobs) * m).sum(dim=1) / lengths  # [N]
-    token_log_ratio = seq_log_ratio.detach()[:, None] + logprobs - logprobs.detach()
+    token_log_ratio = seq_log_ratio.detach().clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)[:, None] + logprobs - logprobs.detach()
     loss, metrics = _clipped_surrogate(torch.exp(token_log_ratio), advantages, response_mask, eps_low, eps_high, dual_clip)
     # policy/approx_kl and ratio_* from the token log-ratios (as for PPO): the k3 of a sequence's mean log-ratio
     # is no KL estimate and was ~30x smaller; policy/seq_ratio_max is the ratio GSPO clips

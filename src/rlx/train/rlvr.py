@@ -107,12 +107,14 @@ def run(cfg: Config, run: RunDir) -> dict:
 
     heldout = task.heldout(cfg.eval.n)
     errors = RewardErrors()
-    rollout_precision, train_precision = nullcontext, nullcontext
+    rollout_precision, train_precision, ref_precision = nullcontext, nullcontext, nullcontext
     if t.precision_flow != "none":  # paper jetrl: FP8 in rollouts only, or in rollouts and training
         from rlx.quant.fp8_flow import fp8_precision
 
         flow = fp8_precision(model, mode="rollout_only" if t.precision_flow == "fp8_rollout" else "unified")
         rollout_precision, train_precision = flow.rollout, flow.train
+        if ref_model is not None and t.precision_flow == "fp8_unified":  # the reference in the policy's numerics:
+            ref_precision = fp8_precision(ref_model, mode="unified").train  # KL 0 before the first update
     if cfg.difficulty.enabled:  # papers simplerl/drive: before any checkpoint is restored, so a resume rebuilds it
         with rollout_precision():  # pass rates under the same precision as training rollouts
             task = curate(task, engine, tokenizer, cfg.difficulty, sampling_params(cfg.rollout), seed=cfg.seed,
@@ -207,7 +209,8 @@ def run(cfg: Config, run: RunDir) -> dict:
                         old = behaviour.to(device)
                     if objective.needs_ref:
                         if ref_model is not None:
-                            ref = score_batch(ref_model, batch, tau, rows=t.micro_batch_size)[0]
+                            with ref_precision():
+                                ref = score_batch(ref_model, batch, tau, rows=t.micro_batch_size)[0]
                         else:
                             with model.disable_adapter():
                                 ref = score_batch(model, batch, tau, rows=t.micro_batch_size)[0]

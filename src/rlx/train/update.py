@@ -87,9 +87,12 @@ def update(model, objective: Objective, p: Prepared, optimizer, scheduler, *, ep
                 acc = accumulate_metrics(acc, metrics)
             gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
             acc["train/lr"] = torch.tensor(optimizer.param_groups[0]["lr"])  # the rate this step uses
-            optimizer.step()
-            scheduler.step()
+            finite = bool(torch.isfinite(gnorm))
+            if finite:  # a NaN / inf gradient would write NaN into every weight and Adam moment: skip the step
+                optimizer.step()
+            scheduler.step()  # the schedule still counts it, as it counts skipped RL steps
             acc["train/grad_norm"] = gnorm.detach()
+            acc["train/nonfinite_grad_skipped"] = torch.tensor(0.0 if finite else 1.0)  # averaged: the share skipped
             for k, v in acc.items():  # extrema over the whole step, everything else averaged over minibatches
                 v = float(v)
                 if k not in totals:
