@@ -5,18 +5,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlx.config import Section
 from rlx.control.envs import Backend, make_vec_env
 from rlx.control.networks import ValueLoss
 
-__all__ = ["EnvConfig", "QNetConfig", "EvalConfig", "evaluate", "episode_returns", "progress", "save_torch_state", "load_torch_state",
-           "env_checkpoint", "restore_env"]
+__all__ = ["EnvConfig", "QNetConfig", "EvalConfig", "Widths", "check_eval_backend", "evaluate", "episode_returns",
+           "progress", "save_torch_state", "load_torch_state", "env_checkpoint", "restore_env"]
+
+Widths = list[Annotated[int, Field(ge=1, le=65536)]]  # hidden layer widths of an MLP (0 would make a constant net)
 
 
 class EnvConfig(Section):
@@ -26,7 +28,7 @@ class EnvConfig(Section):
 
 
 class QNetConfig(Section):
-    hidden: list[int] = Field([64, 64], min_length=1, description="hidden layer widths of the Q-network MLP")
+    hidden: Widths = Field([64, 64], min_length=1, description="hidden layer widths of the Q-network MLP")
     layer_norm: bool = Field(True, description="LayerNorm after every hidden linear layer (PQN's stabiliser)")
     value_loss: ValueLoss = Field("mse", description="mse | huber | hl_gauss (histogram, Gaussian smoothing) | two_hot")
     v_min: float = Field(0.0, description="lowest histogram bin edge (hl_gauss / two_hot only)")
@@ -34,12 +36,26 @@ class QNetConfig(Section):
     num_bins: int = Field(51, ge=2, le=1001, description="histogram bins (hl_gauss / two_hot only)")
     sigma_ratio: float = Field(0.75, gt=0, le=10, description="HL-Gauss sigma as a multiple of the bin width")
 
+    @model_validator(mode="after")
+    def _support(self):
+        if self.value_loss in ("hl_gauss", "two_hot") and not self.v_max > self.v_min:
+            raise ValueError(f"net.v_max = {self.v_max} must be greater than net.v_min = {self.v_min}: they bound "
+                             f"the {self.value_loss} histogram (an empty or inverted support gives NaN or wrong targets)")
+        return self
+
 
 class EvalConfig(Section):
     every_steps: int = Field(5000, ge=1, description="greedy evaluation every this many env steps")
     episodes: int = Field(10, ge=1, le=1000, description="greedy evaluation episodes (run in parallel)")
     stop_at_return: float | None = Field(None, description="stop training once a greedy evaluation reaches this mean return (None: never)")
     backend: Backend = Field("gymnasium", description="environment back-end used for evaluation (default: the real gymnasium env)")
+
+
+def check_eval_backend(env: EnvConfig, ev: EvalConfig) -> None:
+    """At config load, not at the first evaluation: the torch back-end exists for CartPole-v1 only."""
+    if ev.backend == "torch" and env.id != "CartPole-v1":
+        raise ValueError(f"eval.backend = 'torch': only CartPole-v1 has a torch back-end, and env.id = {env.id!r} "
+                         "(use eval.backend: gymnasium)")
 
 
 def evaluate(act: Callable[[torch.Tensor], torch.Tensor], env_id: str, episodes: int, seed: int,

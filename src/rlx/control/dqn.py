@@ -14,12 +14,12 @@ import copy
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlx.config import ConfigError, Section
 from rlx.control.buffer import ReplayBuffer
-from rlx.control.common import (EnvConfig, EvalConfig, QNetConfig, env_checkpoint, load_torch_state, progress,
-                                restore_env, save_torch_state)
+from rlx.control.common import (EnvConfig, EvalConfig, QNetConfig, check_eval_backend, env_checkpoint,
+                                load_torch_state, progress, restore_env, save_torch_state)
 from rlx.control.envs import make_vec_env
 from rlx.control.online import EvalClock, linear_epsilon
 from rlx.control.pqn import build_q_network
@@ -54,6 +54,18 @@ class Config(Section):
     log_every: int = Field(1000, ge=1, description="log train/* every this many env steps")
     checkpoint_every: int = Field(0, ge=0, description="checkpoint every this many env steps, replay buffer "
                                   "included (0: only at the end)")
+
+    @model_validator(mode="after")
+    def _learns(self):
+        iters = max(1, self.total_steps // self.env.num_envs)
+        last_phase = iters // self.train_freq * self.train_freq  # the last iteration that trains, if any
+        if last_phase == 0 or last_phase * self.env.num_envs <= self.learning_starts:
+            raise ValueError(f"no gradient step would run: total_steps = {self.total_steps} with learning_starts = "
+                             f"{self.learning_starts}, train_freq = {self.train_freq} (per copy) and env.num_envs = "
+                             f"{self.env.num_envs}; the first training phase needs train_freq x num_envs env steps "
+                             "past learning_starts")
+        check_eval_backend(self.env, self.eval)
+        return self
 
 
 def dqn_targets(r_t: torch.Tensor, terminated_t: torch.Tensor, q_next_target: torch.Tensor,

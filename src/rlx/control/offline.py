@@ -15,6 +15,7 @@ One update on a minibatch (s, a, r, s', terminated):
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -24,7 +25,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from rlx.config import Section
+from rlx.config import ConfigError, Section
+from rlx.control.common import Widths
 from rlx.control.corruption import CorruptionKind, CorruptionMode, corrupt
 from rlx.control.datasets import DatasetKind, build_dataset, load_dataset
 from rlx.control.envs import EnvSpec, GymVecEnv
@@ -64,8 +66,23 @@ class OfflineData:
 
 
 def load_raw(ds: DatasetConfig) -> dict:
-    """The dataset's D4RL-style arrays: from `path`, or built in memory."""
-    return load_dataset(ds.path) if ds.path else build_dataset(ds.env, ds.kind, ds.transitions, ds.seed)
+    """The dataset's D4RL-style arrays: from `path`, or built in memory. A file must hold `dataset.env`'s
+    transitions: its `meta` names the env it was collected on, and the shapes must fit that env."""
+    if not ds.path:
+        return build_dataset(ds.env, ds.kind, ds.transitions, ds.seed)
+    raw = load_dataset(ds.path)
+    made_on = json.loads(str(raw["meta"])).get("env") if "meta" in raw else None
+    if made_on is not None and made_on != ds.env:
+        raise ConfigError(f"config error: dataset.path = {ds.path!r} holds {made_on} transitions, but dataset.env = "
+                          f"{ds.env!r} (the env evaluated on)")
+    spec = env_spec(ds.env)
+    obs, actions = np.asarray(raw["observations"]), np.asarray(raw["actions"])
+    want_actions = [()] if spec.discrete else [(spec.action_dim,)] + ([()] if spec.action_dim == 1 else [])
+    if obs.ndim != 2 or obs.shape[1] != spec.obs_dim or actions.shape[1:] not in want_actions:
+        raise ConfigError(f"config error: dataset.path = {ds.path!r}: observations {obs.shape[1:]} and actions "
+                          f"{actions.shape[1:]} per transition do not fit dataset.env = {ds.env!r} (observations "
+                          f"({spec.obs_dim},), actions {want_actions[0]})")
+    return raw
 
 
 def env_spec(env_id: str) -> EnvSpec:
@@ -89,8 +106,6 @@ def prepare_data(ds: DatasetConfig, corruption: CorruptionConfig, normalize_obs:
     spec = env_spec(ds.env)
     if corruption.kind is not None:
         if corruption.mode == "adversarial":
-            from rlx.config import ConfigError
-
             raise ConfigError("config error: corruption.mode = 'adversarial': trainers support random corruption; "
                               "use rlx.control.corruption.corrupt with a critic for adversarial data")
         raw, _ = corrupt(raw, corruption.kind, corruption.mode, corruption.fraction, corruption.scale,
@@ -272,7 +287,7 @@ class OfflineLoop(Section):
     steps: int = Field(20_000, ge=1, description="gradient steps")
     batch_size: int = Field(256, ge=1, description="minibatch size")
     lr: float = Field(3e-4, gt=0, le=1, description="Adam learning rate (all networks)")
-    hidden: list[int] = Field([256, 256], min_length=1, description="hidden widths of every MLP")
+    hidden: Widths = Field([256, 256], min_length=1, description="hidden widths of every MLP")
     eval_every: int = Field(5000, ge=1, description="greedy evaluation every this many gradient steps")
     eval_episodes: int = Field(10, ge=1, le=1000, description="greedy evaluation episodes")
     threads: int = Field(1, ge=0, le=256, description="torch threads (0: 1)")
@@ -290,21 +305,22 @@ def train_offline(name: str, loop: OfflineLoop, learner, data: OfflineData, env_
         run.enable_tensorboard()
     gen = torch.Generator().manual_seed(seed)
     start = 0
-    if run is not None and run.resume and (ckpt := run.latest_checkpoint()) is not None:
+    last: dict[str, float] = {}  # the latest evaluation: the summary's eval/* (checkpointed, so a resume of a
+    if run is not None and run.resume and (ckpt := run.latest_checkpoint()) is not None:  # finished run keeps it)
         state = load_torch_state(ckpt)
         learner.load_state_dict(state["learner"])
         set_rng_state(state["rng"])
         gen.set_state(state["gen"])
-        start = state["step"]
+        start, last = state["step"], state.get("last", {})
         run.truncate_metrics(start)
     elif run is not None and run.resume:  # no checkpoint yet: start over without the killed run's rows
         run.start_over()
     act = normalized_act(learner.policy, data)
-    last: dict[str, float] = {}
 
     def save(step: int) -> None:
         if run is not None:
-            st = {"learner": learner.state_dict(), "rng": rng_state(), "gen": gen.get_state(), "step": step}
+            st = {"learner": learner.state_dict(), "rng": rng_state(), "gen": gen.get_state(), "step": step,
+                  "last": last}
             run.save_checkpoint(step, lambda d: save_torch_state(d, st))
 
     with progress(loop.steps, name) as bar:

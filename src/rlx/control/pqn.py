@@ -18,11 +18,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlx.config import ConfigError, Section
-from rlx.control.common import (EnvConfig, EvalConfig, QNetConfig, env_checkpoint, load_torch_state, progress,
-                                restore_env, save_torch_state)
+from rlx.control.common import (EnvConfig, EvalConfig, QNetConfig, check_eval_backend, env_checkpoint,
+                                load_torch_state, progress, restore_env, save_torch_state)
 from rlx.control.envs import make_vec_env
 from rlx.control.networks import QNetwork, make_value_head
 from rlx.control.online import EvalClock, collect_rollout, linear_epsilon, rollout_targets
@@ -54,6 +54,15 @@ class Config(Section):
     tensorboard: bool = Field(False, description="mirror metrics to TensorBoard (if installed)")
     checkpoint_every: int = Field(0, ge=0, description="checkpoint every this many updates (0: only at the end)")
     log_every: int = Field(10, ge=1, description="log train/* every this many updates")
+
+    @model_validator(mode="after")
+    def _budget(self):
+        per_update = self.env.num_envs * self.num_steps
+        if self.total_steps < per_update:  # one update collects num_envs x num_steps: it would run past the budget
+            raise ValueError(f"total_steps = {self.total_steps} is less than one update's env.num_envs x num_steps "
+                             f"= {self.env.num_envs} x {self.num_steps} = {per_update}")
+        check_eval_backend(self.env, self.eval)
+        return self
 
 
 def build_q_network(obs_dim: int, num_actions: int, net: QNetConfig) -> QNetwork:

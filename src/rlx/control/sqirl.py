@@ -24,7 +24,7 @@ import torch
 from pydantic import Field
 
 from rlx.config import ConfigError, Section
-from rlx.control.common import evaluate, progress
+from rlx.control.common import Widths, evaluate, progress
 from rlx.control.envs import make_vec_env
 from rlx.control.networks import mlp
 from rlx.control.online import collect_rollout
@@ -42,7 +42,7 @@ class Config(Section):
     transitions: int = Field(20_000, ge=100, description="random-policy env steps collected")
     k: int = Field(1, ge=1, le=50, description="Q_1 = Q of the random policy, then k-1 fitted-Q iterations")
     gamma: float = Field(0.99, ge=0, lt=1, description="discount")
-    hidden: list[int] = Field([128, 128], min_length=1, description="regression MLP hidden widths")
+    hidden: Widths = Field([128, 128], min_length=1, description="regression MLP hidden widths")
     fit_steps: int = Field(2000, ge=1, description="minibatch steps per regression")
     batch_size: int = Field(256, ge=1, description="regression minibatch size")
     lr: float = Field(1e-3, gt=0, le=1, description="Adam learning rate of the regression")

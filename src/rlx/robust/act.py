@@ -115,6 +115,8 @@ class Config(pqn.Config):
 
     @model_validator(mode="after")
     def _fresh_eval_seeds(self) -> "Config":
+        if self.env.id != "CartPole-v1":  # the victims and the cheap-talk channel are built on torch CartPole
+            raise ValueError(f"env.id = {self.env.id!r}: act supports CartPole-v1")
         used = {es_victim_seed(self.seed, g) for g in range(self.act.generations)}
         clash = sorted(used & set(self.act.eval_seeds))
         if clash:

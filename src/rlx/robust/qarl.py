@@ -50,7 +50,7 @@ from pydantic import Field, model_validator
 
 from rlx.config import ConfigError, Section
 from rlx.control import pqn
-from rlx.control.common import QNetConfig, episode_returns, load_torch_state, progress, save_torch_state
+from rlx.control.common import QNetConfig, Widths, episode_returns, load_torch_state, progress, save_torch_state
 from rlx.control.envs import EnvSpec, StepOut, TorchCartPole
 from rlx.control.online import EvalClock, collect_rollout, finished_returns, linear_epsilon, rollout_targets
 from rlx.rundir import RunDir
@@ -89,12 +89,12 @@ class AdversaryConfig(Section):
     pace_return: float = Field(200.0, description="paced: protagonist training return that lets alpha fall one step")
     pace_steps: int = Field(100, ge=1, description="paced: number of steps from alpha_start to alpha_end")
     lr: float = Field(1e-3, gt=0, le=1, description="adversary's Adam learning rate")
-    hidden: list[int] = Field([64, 64], min_length=1, description="adversary's Q-network MLP widths")
+    hidden: Widths = Field([64, 64], min_length=1, description="adversary's Q-network MLP widths")
 
     @model_validator(mode="after")
     def _check(self):
         if self.mode == "qarl" and not self.alpha_start > self.alpha_end:
-            raise ConfigError(f"config error: adversary.alpha_start = {self.alpha_start}: qarl needs it above "
+            raise ValueError(f"adversary.alpha_start = {self.alpha_start}: qarl needs it above "
                               f"adversary.alpha_end = {self.alpha_end}")
         return self
 
@@ -110,7 +110,7 @@ class RobustConfig(Section):
     def _check(self):
         for name in ("masspoles", "lengths"):
             if min(getattr(self, name)) <= 0:
-                raise ConfigError(f"config error: robust.{name} = {getattr(self, name)}: values must be > 0")
+                raise ValueError(f"robust.{name} = {getattr(self, name)}: values must be > 0")
         return self
 
 
@@ -123,7 +123,7 @@ class Config(pqn.Config):
     @model_validator(mode="after")
     def _check_env(self):
         if self.env.id != "CartPole-v1":
-            raise ConfigError(f"config error: env.id = {self.env.id!r}: qarl supports CartPole-v1 (pushes act on the cart)")
+            raise ValueError(f"env.id = {self.env.id!r}: qarl supports CartPole-v1 (pushes act on the cart)")
         return self
 
 
