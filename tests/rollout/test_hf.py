@@ -212,6 +212,36 @@ def test_stop_table_keeps_the_leading_space_of_sentencepiece_tokens():
     assert table[1] == ""  # special tokens add no text
 
 
+def test_a_stop_string_split_over_byte_tokens_is_seen_while_decoding():
+    """Byte-level BPE splits "→" into three tokens that each decode alone to U+FFFD, so the per-token table
+    never contained the stop: rows ran on to EOS or max_new_tokens and every token after the stop stayed in
+    the completion mask (loss and KL on text the reward never saw)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from rlx.rollout.hf import _StopStrings
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {"<eos>": 0, **{ch: i + 1 for i, ch in enumerate(sorted(alphabet))}}
+    t = Tokenizer(models.BPE(vocab, merges=[]))
+    t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    t.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(tokenizer_object=t, eos_token="<eos>", pad_token="<eos>")
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=32))
+    ids = tok("4→ then more", add_special_tokens=False)["input_ids"]
+    assert len(ids) == 1 + 3 + 10 and tok.decode(ids[1:2]) == "\ufffd"  # one token per byte
+    stops = _StopStrings(HFEngine(model, tok)._table(), ["→", " then"], rows=2,
+                         decode=lambda r: tok.decode(r, skip_special_tokens=True))
+    seen = [stops.update([0, 1], [tok_id, tok_id]) for tok_id in ids[:4]]
+    assert seen == [[], [], [], [0, 1]]  # at the token that completes "→", not later
+    assert stops.texts[0] == "4→" and stops.partial == [False, False]
+    stops2 = _StopStrings(HFEngine(model, tok)._table(), [" then"], rows=1,
+                          decode=lambda r: tok.decode(r, skip_special_tokens=True))
+    hits = [bool(stops2.update([0], [i])) for i in ids]
+    assert hits.index(True) == 8  # "4→ then": the ASCII stop after a split character, at its last byte
+
+
 def test_llama_style_bos_once_and_the_same_ids_as_sft():
     """A tokenizer that adds BOS, with a chat template that writes BOS into the text (Llama-3, Gemma): the
     engine's prompt starts with one BOS, not two, and SFT encodes the same prompt to the same ids. A

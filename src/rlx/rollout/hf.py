@@ -31,6 +31,7 @@ rollout/trainer mismatch metrics meaningful.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import torch
 
@@ -90,24 +91,39 @@ class _StopStrings:
 
     Each token id maps to its own decoded string (a table built once per engine); a row's text is the
     concatenation. This equals the true decoding for character and byte-level-with-whole-characters
-    tokens; for tokens that decode differently in context (partial UTF-8 bytes, SentencePiece's
-    leading space) a stop string may be seen one token late; the final texts always use the real
-    decoder and are cut at the first stop string.
+    tokens. A byte-level token holding part of a character decodes alone to U+FFFD: while a row's last
+    character is incomplete, its text comes from `decode(row ids)` instead, so a stop string such as
+    "→" (three byte tokens) is seen at the token that completes it (the table alone never saw it).
+    Tokens that decode differently in context otherwise (SentencePiece's leading space) may make a stop
+    string be seen one token late; the final texts always use the real decoder and are cut at the first
+    stop string.
     """
 
-    def __init__(self, table: list[str], stops: list[str], rows: int):
-        self.table, self.stops = table, stops
+    def __init__(self, table: list[str], stops: list[str], rows: int, decode: Callable[[list[int]], str]):
+        self.table, self.stops, self.decode = table, stops, decode
         self.longest = max(len(s) for s in stops)
         self.texts = [""] * rows
+        self.ids: list[list[int]] = [[] for _ in range(rows)]
+        self.partial = [False] * rows  # the row's text ends inside a character
 
     def select(self, rows: list[int]) -> None:
         self.texts = [self.texts[i] for i in rows]
+        self.ids = [self.ids[i] for i in rows]
+        self.partial = [self.partial[i] for i in rows]
 
     def update(self, rows: list[int], toks: list[int]) -> list[int]:
         """Append one token to each active row; return the rows that now contain a stop string."""
         hit = []
         for i in rows:
             piece = self.table[toks[i]] if toks[i] < len(self.table) else ""
+            self.ids[i].append(toks[i])
+            if self.partial[i] or "\ufffd" in piece:  # bytes of a split character: the real decoder
+                text = self.decode(self.ids[i])
+                self.partial[i] = text.endswith("\ufffd")
+                self.texts[i] = text
+                if any(s in text for s in self.stops):
+                    hit.append(i)
+                continue
             text = self.texts[i] + piece
             self.texts[i] = text
             tail = text[-(len(piece) + self.longest - 1):] if piece else ""
@@ -221,7 +237,8 @@ class HFEngine:
         stopped = torch.zeros(rows, dtype=torch.bool, device=device)  # [N] by stop string
         eos = torch.tensor(self.eos_token_ids, device=device)
         pad = torch.full((rows,), self.pad_token_id, dtype=torch.long, device=device)
-        stops = _StopStrings(self._table(), params.stop, rows) if params.stop else None
+        stops = _StopStrings(self._table(), params.stop, rows,
+                             lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)) if params.stop else None
         active = list(range(rows))  # rows still generating (tracked in Python only with stop strings)
         eos_set = set(self.eos_token_ids)
         steps = 0
