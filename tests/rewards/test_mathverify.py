@@ -59,3 +59,18 @@ def test_huge_binomials_are_refused_before_sympy():
 
     assert too_costly("\\binom{999999}{499999}") and too_costly("{99999 \\choose 3}")
     assert not too_costly("\\binom{5}{2}") and math_equal("\\binom{5}{2}", "10")
+
+
+def test_the_cost_screen_lets_symbolic_towers_and_factorials_through():
+    """The screen refused any power inside a braced exponent and any group factorial, so golds like
+    e^{-x^2}, x^{n^2} or (n+1)! could never score correct, even against themselves. Numeric towers and
+    numeric group factorials are still refused; an answer equal to the gold as written always matches."""
+    from rlx.rewards.mathverify import too_costly
+
+    for bad in ("9^{9^{9}}", "(10^{100})!", "(999*999)!", r"(99999\cdot 99)!", "2^{10000}", "10000!"):
+        assert too_costly(bad), bad
+    for fine in ("e^{-x^2}", "x^{n^2}", r"e^{\frac{x^2}{2}}", "(n+1)!", r"\frac{(n+1)!}{2}"):
+        assert not too_costly(fine), fine
+    assert math_equal("e^{-x^2}", "e^{-x^{2}}") and math_equal("(n+1)!", "(1+n)!")
+    assert not math_equal("e^{-x^2}", "e^{-x^3}")
+    assert math_equal("10^{1000}", "10^{ 1000 }") and not math_equal("10^{1000}", "10^{1001}")

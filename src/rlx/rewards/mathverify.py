@@ -20,16 +20,16 @@ MAX_CHARS = 2000  # longer answers are not compared (sympy cost grows quickly wi
 # exponents (2^{10000}), factorials of big or compound arguments ((10^{100})!). Such work can sit
 # in C code where no timeout can interrupt it, so these are refused before sympy sees them.
 _COSTLY = [
-    re.compile(r"(\^|\*\*)\s*\{[^{}]*(\^|\*\*)"),  # a power inside a braced exponent
+    re.compile(r"(\^|\*\*)\s*\{[^{}]*\d\s*(\^|\*\*)"),  # a power of a number inside a braced exponent
     re.compile(r"(\^|\*\*)\s*\(?\s*\d*\s*(\^|\*\*)"),  # x^2^3, 9**9**9
     re.compile(r"(\^|\*\*)\s*[{(]?\s*-?\d{4,}"),  # exponent with 4+ digits
-    re.compile(r"[)}]\s*!|\d{4,}\s*!"),  # factorial of a group or of a 4+ digit number
+    re.compile(r"\d{4,}\s*!|(\^|\*\*)\s*-?\d+\s*!"),  # factorial of a 4+ digit number or of a power
     re.compile(r"\d[eE][+-]?\d{3,}"),  # 1e999
     re.compile(r"\\(?:d|t)?binom\s*\{?\s*\d{4,}|\d{4,}\s*\}?\s*\\choose"),  # \binom{999999}{499999}: 66 s in sympy
 ]
-
-
-_COMMAND_POWER = re.compile(r"(\^|\*\*)\s*\\[a-zA-Z]+\s*-?\d*\s*(\^|\*\*)")
+# a factorial of a group without a letter: (999*999)! has 5 million digits; (n+1)! stays symbolic
+_GROUP_FACTORIAL = re.compile(r"\(([^()]*)\)\s*!|\{([^{}]*)\}\s*!")
+_COMMAND_POWER = re.compile(r"(\^|\*\*)\s*\\[a-zA-Z]+\s*-?\d+\s*(\^|\*\*)")
 _GAMMA = re.compile(r"\\Gamma|\\operatorname\s*\{\s*Gamma")  # Gamma(10^9) is a factorial in disguise
 
 
@@ -41,7 +41,10 @@ def too_costly(s: str) -> bool:
     command holding another power (10^{\\frac{10^{10}}{1}} -> 10^\\frac10^101) is refused too.
     """
     flat = re.sub(r"[{}()]", "", s)
-    return (bool(_GAMMA.search(s) or _COMMAND_POWER.search(flat))
+    numeric_group_factorial = any(  # a variable, not a command name like \cdot, keeps it symbolic
+        not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", m.group(1) or m.group(2) or ""))
+        for m in _GROUP_FACTORIAL.finditer(s))
+    return (bool(_GAMMA.search(s) or _COMMAND_POWER.search(flat)) or numeric_group_factorial
             or any(p.search(s) or p.search(flat) for p in _COSTLY))
 
 logging.getLogger("math_verify").setLevel(logging.ERROR)
@@ -61,6 +64,8 @@ def math_equal(pred: object, gold: object, timeout_s: int = 5) -> bool:
     pred, gold = pred.strip(), gold.strip()
     if not pred or not gold or len(pred) > MAX_CHARS or len(gold) > MAX_CHARS:
         return False
+    if re.sub(r"\s+", "", pred) == re.sub(r"\s+", "", gold):  # the same answer, whatever the cost screen says
+        return True
     if too_costly(pred) or too_costly(gold):
         return False
     try:
