@@ -27,3 +27,18 @@ def test_min_share_zeroes_weak_majorities_and_a_tie_has_no_label():
     assert r.tolist() == [0, 0, 0, 0, 0, 0, 1, 0] and share.tolist() == [0.0, 0.25]  # lone parsed answer wins
     with pytest.raises(ValueError, match="multiple"):
         self_consistency_rewards(answers, 3)
+
+
+def test_answers_the_task_reads_as_equal_share_one_vote():
+    """46, 46.0 and +46 are one number for the arithmetic verifier: with raw strings they split the vote and
+    the group got no pseudo-label (all zeros)."""
+    from rlx.tasks import make_task
+    from rlx.tasks.config import ArithmeticConfig
+
+    same = make_task(ArithmeticConfig()).same_answer
+    r, share = self_consistency_rewards(["46", "46.0", "+46", "47"], 4, same=same)
+    assert r.tolist() == [1.0, 1.0, 1.0, 0.0] and share.tolist() == [0.75]
+    r, _ = self_consistency_rewards(["46", "46.0", "+46", "47"], 4)  # raw strings: four answers, no majority
+    assert r.tolist() == [0.0] * 4
+    r, _ = self_consistency_rewards(["46", "47", "47.0", None, "46.0", "46"], 6, same=same)
+    assert r.tolist() == [1.0, 0.0, 0.0, 0.0, 1.0, 1.0]  # 3 votes for 46 beat 2 for 47; unparsed never scores

@@ -133,8 +133,9 @@ def test_self_consistency_rewards_never_read_the_reference():
     engine.problems = task.train_problems(2, seed=0)
     out = collect(engine, task, TOK, RolloutConfig(prompts_per_step=2, group_size=4), ObjectiveConfig(), 0,
                   RewardErrors())
-    # the majority answer scores 1 + 0.5 format, right or wrong; the minority 0.5; "?" (unparsed) 0
-    assert out.batch.rewards.tolist() == [1.5, 1.5, 0.5, 0.0] * 2
+    # the majority answer scores 1 + 0.5 format, right or wrong; the minority 0.5; "?" (unparsed) only the format
+    # term, which pays a well-formed plain answer line as on the reference path (`combine`), not "parsed"
+    assert out.batch.rewards.tolist() == [1.5, 1.5, 0.5, 0.5] * 2
     assert out.metrics["rollout/accuracy"] == 3 / 8  # the verifier still measures
     assert out.metrics["rollout/pseudo_label_agreement"] == 5 / 8  # prompt 1's wrong majority disagrees
     assert out.metrics["rollout/majority_share"] == 0.5
@@ -187,3 +188,27 @@ def test_a_mixture_reads_each_tasks_own_reward_source():
                   RewardErrors())
     assert out.batch.rewards.tolist() == [1.0, 1.0, 0.0, 0.0] * 2  # majority answer, right or wrong
     assert "rollout/pseudo_label_agreement" in out.metrics
+
+
+class TagsEngine(ScriptedEngine):
+    """Every row answers the right number, once well formed and three times with two answer tags."""
+
+    def generate(self, prompts, params, seed):
+        out = super().generate(prompts, params, seed)
+        texts = []
+        for p in prompts:
+            a = next(x for x in self.problems if self.task.prompt(x, TOK) == p).answer
+            twice = f"<answer>{a}</answer> and again <answer>{a}</answer>"
+            texts += [f"<answer>{a}</answer>" if j == 0 else twice for j in range(params.n)]
+        return dataclasses.replace(out, texts=tuple(texts))
+
+
+def test_self_consistency_pays_the_format_term_as_the_reference_path_does():
+    """Two answer tags parse (the first is read) but are malformed: the reference path pays no format for them,
+    the self-consistency path paid reward.format for anything parsed."""
+    task = make_task(ArithmeticConfig(answer_format="tags", reward={"source": "self_consistency", "format": 0.5}))
+    engine = TagsEngine(task, ["right"])
+    engine.problems = task.train_problems(1, seed=0)
+    out = collect(engine, task, TOK, RolloutConfig(prompts_per_step=1, group_size=4), ObjectiveConfig(), 0,
+                  RewardErrors())
+    assert out.batch.rewards.tolist() == [1.5, 1.0, 1.0, 1.0]

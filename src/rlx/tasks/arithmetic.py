@@ -134,6 +134,9 @@ class ArithmeticTask(VerifiableTask):
             f"config error: task.operators = {cfg.operators!r}: no valid expression in {_MAX_REDRAWS} draws "
             "(integer_answers with '/' and many operands rarely gives integers)")
 
+    def same_answer(self, a: str, b: str) -> bool:
+        return a == b or (parse_number(a) is not None and numeric_equal(a, b))
+
     def _verify(self, answer: str, problem: Problem) -> tuple[bool, bool]:
         parsed = parse_number(answer) is not None
         return parsed and numeric_equal(answer, problem.answer), parsed

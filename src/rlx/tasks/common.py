@@ -96,6 +96,11 @@ class VerifiableTask(ABC):
     def extract_answer(self, completion: str) -> str | None:
         return extract(completion, self.cfg.answer_format)
 
+    def same_answer(self, a: str, b: str) -> bool:
+        """Whether two extracted answers are the same answer (the self-consistency vote, paper spark). Equal
+        strings here; tasks whose verifier reads values (numbers, math) override it."""
+        return a == b
+
     # -- scoring --------------------------------------------------------------------------------
     @abstractmethod
     def _verify(self, answer: str, problem: Problem) -> tuple[bool, bool]:

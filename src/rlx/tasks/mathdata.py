@@ -134,6 +134,11 @@ class MathTask(VerifiableTask):
             raise ConfigError(f"config error: task: the source has only {len(self._heldout)} held-out problems, {n} requested")
         return list(self._heldout[:n])
 
+    def same_answer(self, a: str, b: str) -> bool:
+        if self.cfg.verifier == "numeric":
+            return a == b or (parse_number(a) is not None and numeric_equal(a, b))
+        return math_equal(a, b)
+
     def _verify(self, answer: str, problem: Problem) -> tuple[bool, bool]:
         if self.cfg.verifier == "numeric":
             parsed = parse_number(answer) is not None

@@ -9,6 +9,7 @@ With a `Pruner` (paper arrol) each prompt starts M > G candidates and keeps G af
 from __future__ import annotations
 
 import logging
+import operator
 from dataclasses import dataclass, field
 
 import torch
@@ -96,9 +97,11 @@ def collect(engine, task, tokenizer, rcfg: RolloutConfig, ocfg: ObjectiveConfig,
             if reward_cfg is None or reward_cfg.source != "self_consistency":
                 continue
             rows = slice(k * g, (k + 1) * g)
+            same = getattr(leaf, "same_answer", operator.eq)  # "46" and "46.0" are one vote
             sc, share = self_consistency_rewards([leaf.extract_answer(t) for t in gen.texts[rows]], g,
-                                                 reward_cfg.consistency_min_share)
-            rewards[rows] = reward_cfg.correct * sc + reward_cfg.format * parsed[rows].float()
+                                                 reward_cfg.consistency_min_share, same)
+            fmt = torch.tensor([s.parts.get("format", float(s.parsed)) for s in scores[rows]])  # as `combine` pays it
+            rewards[rows] = reward_cfg.correct * sc + reward_cfg.format * fmt
             verdict[rows] = sc.bool()
             pseudo_correct += (sc.bool() == correct[rows]).tolist()
             shares.append(share)
