@@ -85,3 +85,17 @@ def test_sample_counts_per_seed_are_not_broadcast_along_problems():
     assert np.allclose(SP.passk_matrix(np.array([4, 8]), np.array([1, 3]), [1])[0, 0], [0.25, 0.375])  # one seed
     with pytest.raises(ConfigError, match="at least one sample"):
         SP.passk_spectrum(np.array([[0, 4], [4, 4]]), np.array([[0, 1], [1, 1]]), resample=("problems",))
+
+
+def test_counts_must_be_whole_numbers_and_ks_given():
+    """passk_counts.json is user input to `rlx compare`: c = 1.7 was read as 1 and n = 4.9 as 4, silently."""
+    from rlx.config import ConfigError
+    from rlx.evaluation.spectrum import passk_matrix
+
+    with pytest.raises(ConfigError, match="whole numbers"):
+        passk_matrix(4, [1.7, 2.0, 0.0], [1, 2])
+    with pytest.raises(ConfigError, match="whole numbers"):
+        passk_matrix(4.9, [1, 2, 4], [1, 2])
+    with pytest.raises(ConfigError, match="k must be in"):
+        passk_matrix(4, [1, 2, 3], [])
+    np.testing.assert_allclose(passk_matrix(4.0, [1.0, 2.0, 4.0], [1])[0, 0], [0.25, 0.5, 1.0])

@@ -36,6 +36,16 @@ def test_config_validation_names_the_field():
     assert not build_config(Config, base).difficulty.enabled
     with pytest.raises(ConfigError, match="top_variance needs candidates > 0"):
         build_config(Config, {**base, "difficulty": {"top_variance": 1}})
+    # off (candidates 0), a band or a retirement rule did nothing, silently
+    with pytest.raises(ConfigError, match="difficulty.retire_above = 0.5 needs difficulty.candidates > 0"):
+        build_config(Config, {**base, "difficulty": {"retire_above": 0.5}})
+    with pytest.raises(ConfigError, match="min_pass = 0.2, difficulty.max_pass = 0.8 needs"):
+        build_config(Config, {**base, "difficulty": {"min_pass": 0.2, "max_pass": 0.8}})
+    base_rl = {**base, "task": {"name": "arithmetic", "reward": {"source": "self_consistency", "noise": "flip"}}}
+    with pytest.raises(ConfigError, match="noise = 'flip' needs source: reference"):
+        build_config(Config, base_rl)
+    with pytest.raises(ConfigError, match="consistency_min_share needs source: self_consistency"):
+        build_config(Config, {**base, "task": {"name": "arithmetic", "reward": {"consistency_min_share": 0.5}}})
 
 
 class ScriptedEngine:

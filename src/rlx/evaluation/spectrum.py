@@ -49,6 +49,9 @@ def _counts(n, c) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError(f"pass@k counts: n has shape {np.shape(n)} but c has shape {c.shape} "
                           "(give n as a scalar or with c's shape)")
     n = np.broadcast_to(np.asarray(n), c.shape)
+    if not (np.all(np.isfinite(c)) and np.all(c == np.round(c)) and np.all(np.isfinite(n)) and np.all(n == np.round(n))):
+        raise ConfigError("pass@k counts: n and c must be whole numbers (samples drawn, samples correct); "
+                          "1.7 used to be read as 1")
     if np.any(c < 0) or np.any(c > n):
         raise ConfigError("pass@k counts: need 0 <= c <= n for every problem")
     if np.any(n < 1):
@@ -59,7 +62,7 @@ def _counts(n, c) -> tuple[np.ndarray, np.ndarray]:
 def passk_matrix(n, c, ks: Sequence[int]) -> np.ndarray:
     """pass@k per seed, k and problem: [S, K, P] from n, c of shape [S, P] (n may be a scalar)."""
     n, c = _counts(n, c)
-    if min(ks) < 1 or max(ks) > int(n.min()):
+    if not len(ks) or any(int(k) != k for k in ks) or min(ks) < 1 or max(ks) > int(n.min()):
         raise ConfigError(f"pass@k: k must be in 1..{int(n.min())} (the fewest samples of any problem), got {list(ks)}")
     return np.stack([pass_at_k_array(n[s], c[s], list(ks)) for s in range(c.shape[0])])
 

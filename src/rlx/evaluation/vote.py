@@ -9,6 +9,7 @@ that sample with the task's own verifier.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 __all__ = ["weighted_vote"]
@@ -19,14 +20,17 @@ def weighted_vote(answers: Sequence[str | None], weights: Sequence[float] | None
     None if no answer was parsed. `weights` None = every sample weighs 1 (plain majority vote)."""
     if weights is not None and len(weights) != len(answers):
         raise ValueError(f"{len(weights)} weights for {len(answers)} answers")
-    total: dict[str, float] = {}
+    parts: dict[str, list[float]] = {}
     first: dict[str, int] = {}
     for i, a in enumerate(answers):
         if a is None:
             continue
-        total[a] = total.get(a, 0.0) + (1.0 if weights is None else float(weights[i]))
+        parts.setdefault(a, []).append(1.0 if weights is None else float(weights[i]))
         first.setdefault(a, i)
-    if not total:
+    if not parts:
         return None
-    best = max(total, key=lambda a: (total[a], -first[a]))
-    return first[best]
+    # exact sums (fsum), and totals equal to 12 digits are ties: 0.1 + 0.2 must not beat 0.3 by rounding
+    total = {a: math.fsum(w) for a, w in parts.items()}
+    top = max(total.values())
+    tied = [a for a in total if math.isclose(total[a], top, rel_tol=1e-12, abs_tol=1e-15)]
+    return min(first[a] for a in tied)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlx.config import Section
 
@@ -32,3 +32,13 @@ class RewardConfig(Section):
     noise: Literal["none", "random", "flip"] = Field("none", description="reward noise: none, random (Bernoulli(noise_p)), or flip (wrong with prob. noise_p)")
     noise_p: float = Field(0.5, ge=0.0, le=1.0, description="probability used by the noise mode")
     noise_seed: int = Field(0, ge=0, description="seed of the deterministic noise draws")
+
+    @model_validator(mode="after")
+    def _used(self) -> "RewardConfig":
+        """Settings the chosen source would silently ignore are errors."""
+        if self.source == "self_consistency" and self.noise != "none":
+            raise ValueError(f"noise = {self.noise!r} needs source: reference (self-consistency rewards replace the "
+                             "verifier's correctness, noisy or not)")
+        if self.source == "reference" and self.consistency_min_share > 0:
+            raise ValueError("consistency_min_share needs source: self_consistency")
+        return self

@@ -77,6 +77,14 @@ class Config(Section):
             raise ValueError(f"train.minibatches ({self.train.minibatches}) must divide prompts_per_step x group_size ({n})")
         if self.rollout.group_size < 2:
             raise ValueError("rollout.group_size must be >= 2 for group-relative advantages")
+        d = self.difficulty
+        if not d.enabled:  # curation off: a band or a retirement rule would be silently ignored
+            named = (("retire_above", d.retire_above), ("min_pass", d.min_pass if d.min_pass > 0 else None),
+                     ("max_pass", d.max_pass if d.max_pass < 1 else None))
+            unused = [f"difficulty.{k} = {v}" for k, v in named if v is not None]
+            if unused:
+                raise ValueError(f"{', '.join(unused)} needs difficulty.candidates > 0 (curation is off without "
+                                 "scored candidates)")
         if self.train.ref_reset_every and self.objective.kl_coef == 0:
             raise ValueError("train.ref_reset_every needs a KL reference: set objective.kl_coef > 0")
         if self.train.ref_reset_every and self.model.lora is not None:
