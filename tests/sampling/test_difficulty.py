@@ -84,6 +84,36 @@ def test_curate_keeps_exactly_the_band_and_delegates():
     assert pool.score(want[0].answer, want[0]).correct
 
 
+class NoisyEngine(ScriptedEngine):
+    """Each prompt's sample j is correct iff j < a count that changes with every call (noisy pass rates)."""
+
+    calls = 0
+
+    def generate(self, prompts, params, seed):
+        texts = []
+        for p in prompts:
+            NoisyEngine.calls += 1
+            a = self.answer[p]
+            texts += [a if j < NoisyEngine.calls % (params.n + 1) else "-99999" for j in range(params.n)]
+        return SimpleNamespace(texts=tuple(texts))
+
+
+def test_curate_scores_each_problem_of_a_fixed_pool_once():
+    """A fixed pool (task.train_pool, or a dataset smaller than `candidates`) repeats problems in the draw.
+    Each copy got its own noisy pass rate, so top_variance kept the same problem twice and the band counted
+    copies as problems."""
+    task = make_task(ArithmeticConfig(train_pool=3))
+    problems = task.train_problems(12, seed=-1)
+    assert len({p.question for p in problems}) == 3
+    engine = NoisyEngine(task, problems, 4)
+    pool = curate(task, engine, None, DifficultyConfig(candidates=12, samples=4, top_variance=3), SamplingParams(),
+                  seed=0)
+    assert len(pool.pool) == len({p.question for p in pool.pool})
+    band = curate(task, engine, None, DifficultyConfig(candidates=12, samples=4), SamplingParams(), seed=0)
+    assert sorted(p.question for p in band.pool) == sorted({p.question for p in problems})
+    assert len(band.candidate_rates) == 3
+
+
 def test_top_variance_hand_values():
     rates = torch.tensor([0.5, 0.25, 1.0, 0.75, 0.5])  # variances .25 .1875 0 .1875 .25
     everyone = torch.arange(5)

@@ -173,7 +173,17 @@ def curate(task, engine, tokenizer, cfg: DifficultyConfig, params: SamplingParam
     The verifier runs through `safe_score`, as in training: a failing sample counts as wrong, is counted in
     `errors` and its traceback is logged once per kind."""
     errors = errors if errors is not None else RewardErrors()
-    candidates = task.train_problems(cfg.candidates, seed=-(seed + 1))  # a draw the training steps never use
+    drawn = task.train_problems(cfg.candidates, seed=-(seed + 1))  # a draw the training steps never use
+    # once per problem: a fixed pool (task.train_pool, a dataset smaller than `candidates`) repeats problems,
+    # and copies with their own noisy pass rates were banded, ranked and counted as separate problems
+    candidates, seen = [], set()
+    for p in drawn:
+        if (p.id, p.question, p.answer) not in seen:
+            seen.add((p.id, p.question, p.answer))
+            candidates.append(p)
+    if len(candidates) < len(drawn):
+        log.info("difficulty: %d of %d candidates were repeats of the same problems; scoring %d distinct",
+                 len(drawn) - len(candidates), len(drawn), len(candidates))
     params = params.model_copy(update={"n": cfg.samples})
     per_call = max(1, cfg.batch_size // cfg.samples)
     correct: list[bool] = []
