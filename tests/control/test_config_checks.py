@@ -30,6 +30,7 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
     ("pqn_cartpole.yaml", ["env.id=Acrobot-v1", "env.backend=gymnasium", "eval.backend=torch"],
      "eval.backend = 'torch': only CartPole-v1"),
     ("dqn_cartpole.yaml", ["env.id=Acrobot-v1", "eval.backend=torch"], "eval.backend = 'torch'"),
+    ("srl_cartpole.yaml", ["total_steps=100"], "total_steps = 100 is less than one update's 1024 frames"),
     # ACT always trained on torch CartPole whatever env.id said
     ("act_cartpole.yaml", ["env.id=Acrobot-v1"], "env.id = 'Acrobot-v1': act supports CartPole-v1"),
 ])

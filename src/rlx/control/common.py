@@ -51,10 +51,10 @@ class EvalConfig(Section):
     backend: Backend = Field("gymnasium", description="environment back-end used for evaluation (default: the real gymnasium env)")
 
 
-def check_eval_backend(env: EnvConfig, ev: EvalConfig) -> None:
+def check_eval_backend(env_id: str, ev: EvalConfig) -> None:
     """At config load, not at the first evaluation: the torch back-end exists for CartPole-v1 only."""
-    if ev.backend == "torch" and env.id != "CartPole-v1":
-        raise ValueError(f"eval.backend = 'torch': only CartPole-v1 has a torch back-end, and env.id = {env.id!r} "
+    if ev.backend == "torch" and env_id != "CartPole-v1":
+        raise ValueError(f"eval.backend = 'torch': only CartPole-v1 has a torch back-end, and the env is {env_id!r} "
                          "(use eval.backend: gymnasium)")
 
 

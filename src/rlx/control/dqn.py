@@ -64,7 +64,7 @@ class Config(Section):
                              f"{self.learning_starts}, train_freq = {self.train_freq} (per copy) and env.num_envs = "
                              f"{self.env.num_envs}; the first training phase needs train_freq x num_envs env steps "
                              "past learning_starts")
-        check_eval_backend(self.env, self.eval)
+        check_eval_backend(self.env.id, self.eval)
         return self
 
 

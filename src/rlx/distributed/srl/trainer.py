@@ -27,10 +27,11 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlx.config import ConfigError, Section
-from rlx.control.common import EvalConfig, QNetConfig, load_torch_state, progress, save_torch_state
+from rlx.control.common import (EvalConfig, QNetConfig, check_eval_backend, load_torch_state, progress,
+                                save_torch_state)
 from rlx.control.envs import make_vec_env
 from rlx.control.online import EvalClock, Rollout, linear_epsilon, rollout_targets
 from rlx.control.pqn import build_q_network, regress
@@ -67,6 +68,16 @@ class Config(Section):
     tensorboard: bool = Field(False, description="mirror metrics to TensorBoard (if installed)")
     checkpoint_every: int = Field(0, ge=0, description="checkpoint every this many updates (0: only at the end)")
     log_every: int = Field(1, ge=1, description="log train/* and srl/* every this many updates")
+
+    @model_validator(mode="after")
+    def _budget(self):
+        df = self.dataflow
+        per_update = (self.segments_per_update or df.actors * df.ring) * df.num_steps * df.envs_per_group
+        if self.total_steps < per_update:  # an update consumes whole segments: 100 ran 1024 frames
+            raise ValueError(f"total_steps = {self.total_steps} is less than one update's {per_update} frames "
+                             "(segments_per_update or dataflow.actors x ring, x num_steps x envs_per_group)")
+        check_eval_backend(df.env_id, self.eval)
+        return self
 
 
 def segments_to_rollout(segs: list[Segment]) -> Rollout:
