@@ -73,7 +73,7 @@ def test_producer_staleness_is_bounded_and_reached(k):
     (batches 1..3 are all made from version 0 before the first update ends: staleness 0, 1, 2)."""
     made = []
 
-    def make(step, model, version):
+    def make(step, model, version, stop):
         made.append((step, version))
         return _dummy(step, version)
 
@@ -94,3 +94,37 @@ def test_producer_staleness_is_bounded_and_reached(k):
         assert stale == [0] * 6  # synchronous: every batch from the newest weights
     else:
         assert stale[:3] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["rollout.turns.turn_tokens=100"], "rollout.turns.turn_tokens = 100: a 2-hop prompt"),
+    (["model.tiny.max_position=40", "env.max_hops=5"], "env.max_hops = 5: a full search trace takes"),
+])
+def test_a_context_the_budget_cannot_fit_is_a_config_error(tmp_path, capsys, overrides, message):
+    """Every row ended `context_limit` before its first turn (or the warm start trained past the context): the
+    run exited 0 with every loss exactly 0."""
+    assert main(["train", "recipes/search_agent.yaml", *TINY, *overrides, "--out", str(tmp_path / "r")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_close_does_not_wait_for_the_batch_in_flight():
+    """Ctrl-C during an update called close(), which waited for the producer's whole batch: up to max_turns x
+    tool_latency_s (8 x 1 s here; the config allows 256 x 60 s). The stop event ends it at the next wait."""
+    from test_rollout import ENV, Q, ScriptedEngine
+
+    from rlx.agents.rollout import TurnConfig, rollout
+    from rlx.models.tokenizer import char_tokenizer
+
+    tok = char_tokenizer()
+    turns = TurnConfig(max_turns=8, tool_latency_s=1.0)  # an agent that searches every turn
+
+    def make(step, model, version, stop):
+        return rollout(ScriptedEngine(tok, ["[kab.A]"] * 8), tok, ENV, [Q], 2, turns, seed=step, max_len=512,
+                       policy_version=version, stop=stop)
+
+    prod = AsyncProducer(make, torch.nn.Linear(2, 2), max_staleness=1, start=0, steps=10)
+    assert prod.get().turns.tolist() == [8, 8]  # the first batch ran its 8 turns; the next one is in flight
+    t0 = time.perf_counter()
+    prod.close()
+    assert time.perf_counter() - t0 < 4.0  # 8 s before
+    assert not prod._thread.is_alive() and prod._error is None

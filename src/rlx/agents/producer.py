@@ -25,11 +25,12 @@ from collections.abc import Callable
 
 import torch
 
-from rlx.agents.rollout import Trajectories
+from rlx.agents.rollout import RolloutStopped, Trajectories
 
 __all__ = ["AsyncProducer"]
 
-Make = Callable[[int, torch.nn.Module, int], Trajectories]  # (step, behaviour model, its version) -> batch
+# (step, behaviour model, its version, stop event) -> batch; once `stop` is set, make may raise RolloutStopped
+Make = Callable[[int, torch.nn.Module, int, threading.Event], Trajectories]
 
 
 class AsyncProducer:
@@ -52,6 +53,7 @@ class AsyncProducer:
         self._cond = threading.Condition()
         self._out: queue.Queue = queue.Queue(maxsize=max_staleness + 1)
         self._stop = False
+        self._stopping = threading.Event()  # the same request, for `make` to see between turns
         self._error: BaseException | None = None
         self._threads = torch.get_num_threads()  # OpenMP's thread count is per thread: the producer inherits it
         self._thread = threading.Thread(target=self._loop, args=(start, steps), daemon=True, name="rlx-producer")
@@ -76,6 +78,9 @@ class AsyncProducer:
                     raise RuntimeError("rollout producer stopped before producing every batch") from None
 
     def close(self) -> None:
+        """Stop the producer; returns once its thread has ended (at most one model call later: `make` checks
+        the stop event every turn and during tool latency)."""
+        self._stopping.set()
         with self._cond:
             self._stop = True
             self._cond.notify_all()
@@ -98,12 +103,14 @@ class AsyncProducer:
                 if published is not None and published[0] > self._loaded:
                     self._behaviour.load_state_dict(published[1])
                     self._loaded = published[0]
-                traj = self._make(u, self._behaviour, self._loaded)
+                traj = self._make(u, self._behaviour, self._loaded, self._stopping)
                 while not self._stop:
                     try:
                         self._out.put(traj, timeout=0.05)
                         break
                     except queue.Full:
                         continue
+        except RolloutStopped:  # close() asked mid-batch: the batch is abandoned
+            return
         except BaseException as e:  # surfaced to the trainer by get()
             self._error = e

@@ -20,6 +20,7 @@ long in wall time without using the CPU, as web search does: the regime asynchro
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -34,7 +35,11 @@ from rlx.types import RolloutBatch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TurnConfig", "Segment", "Trajectories", "layout", "rollout", "trace_segments"]
+__all__ = ["TurnConfig", "Segment", "Trajectories", "RolloutStopped", "layout", "rollout", "trace_segments"]
+
+
+class RolloutStopped(Exception):
+    """`rollout` was asked to stop (its `stop` event was set) between turns; the batch is abandoned."""
 
 
 class TurnConfig(Section):
@@ -155,11 +160,13 @@ def trace_segments(tokenizer, env: SearchEnv, q: Question, stop_after: int | Non
 
 
 def rollout(engine, tokenizer, env: SearchEnv, questions: list[Question], group_size: int, cfg: TurnConfig,
-            seed: int, max_len: int, policy_version: int = 0) -> Trajectories:
+            seed: int, max_len: int, policy_version: int = 0, stop: threading.Event | None = None) -> Trajectories:
     """Run G episodes per question to the end (answer, malformed turn, turn limit or context limit).
 
     `engine` is any `RolloutEngine` (each turn is one `generate` call over the still-active rows, one
     sample per row, seeded with `step_seed(seed, turn)`); `max_len` is the model's context length.
+    `stop` (the async producer's): once set, the next turn (or the tool latency wait) raises `RolloutStopped`,
+    so Ctrl-C does not wait for up to max_turns x tool_latency_s.
     """
     rows = [q for q in questions for _ in range(group_size)]
     n = len(rows)
@@ -175,6 +182,8 @@ def rollout(engine, tokenizer, env: SearchEnv, questions: list[Question], group_
     params = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.turn_tokens,
                             stop=[CALL_CLOSE, ANSWER_CLOSE], n=1)
     for turn in range(cfg.max_turns):
+        if stop is not None and stop.is_set():
+            raise RolloutStopped
         active = [i for i in range(n) if not done[i]]
         for i in list(active):
             if length[i] + cfg.turn_tokens > max_len:  # no room for another turn
@@ -217,7 +226,10 @@ def rollout(engine, tokenizer, env: SearchEnv, questions: list[Question], group_
                 if not hasattr(engine, "generate_ids"):
                     _check_round_trip(tokenizer, context[i], prompts[i], segments[i])
         if called and cfg.tool_latency_s > 0:  # the tool's answers arrive after its latency (no CPU used)
-            time.sleep(cfg.tool_latency_s)
+            if stop is None:
+                time.sleep(cfg.tool_latency_s)
+            elif stop.wait(cfg.tool_latency_s):
+                raise RolloutStopped
     rewards = [env.reward(q, a) for q, a in zip(rows, answer)]
     texts = tuple(context)
     batch = layout(prompts, segments, tokenizer.pad_token_id, rewards, [r > 0 for r in rewards], group_size,

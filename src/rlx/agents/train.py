@@ -28,6 +28,7 @@ from rlx.agents.config import Config, WarmStartConfig
 from rlx.agents.producer import AsyncProducer
 from rlx.agents.rollout import Trajectories, TurnConfig, layout, rollout, trace_segments
 from rlx.agents.search_env import SearchEnv
+from rlx.config import ConfigError
 from rlx.models.tokenizer import encode_prompt
 from rlx.models import load_policy, save_model
 from rlx.objectives.aggregate import aggregate
@@ -90,6 +91,24 @@ def evaluate_agent(model, tokenizer, env: SearchEnv, questions, max_turns: int, 
     return traj.metrics("eval")
 
 
+def check_context(cfg: Config, env: SearchEnv, tokenizer, max_len: int) -> None:
+    """Refuse a budget the model's context cannot hold. Every row used to end `context_limit` before its first
+    turn (or the warm start trained on traces longer than the context): the run exited 0 with every loss 0."""
+    qs = env.questions(16, seed=0, hops=cfg.env.max_hops) + env.heldout(1)
+    prompt = max(len(encode_prompt(tokenizer, q.text)) for q in qs)
+    if prompt + cfg.rollout.turns.turn_tokens > max_len:
+        raise ConfigError(f"config error: rollout.turns.turn_tokens = {cfg.rollout.turns.turn_tokens}: a "
+                          f"{cfg.env.max_hops}-hop prompt ({prompt} tokens) plus one turn exceeds the model's context "
+                          f"of {max_len} tokens (raise model.tiny.max_position or lower turn_tokens / env.max_hops)")
+    if cfg.warm_start.steps:
+        trace = max(len(encode_prompt(tokenizer, q.text)) + sum(len(s.ids) for s in trace_segments(tokenizer, env, q))
+                    for q in qs)
+        if trace > max_len:
+            raise ConfigError(f"config error: env.max_hops = {cfg.env.max_hops}: a full search trace takes {trace} "
+                              f"tokens, more than the model's context of {max_len} (raise model.tiny.max_position "
+                              "or lower env.max_hops)")
+
+
 def run(cfg: Config, run: RunDir) -> dict:
     set_threads(cfg.model.threads)
     seed_everything(cfg.seed)
@@ -98,6 +117,7 @@ def run(cfg: Config, run: RunDir) -> dict:
     model, tokenizer = load_policy(cfg.model, seed=cfg.seed)
     model.to(device)
     max_len = model.config.max_position_embeddings
+    check_context(cfg, env, tokenizer, max_len)
     # seq-mean-token-sum-norm divides by the most policy tokens an episode can hold: every turn, not one
     objective = build_objective(cfg.objective, max_new_tokens=cfg.rollout.turns.max_turns * cfg.rollout.turns.turn_tokens)
     tau = cfg.rollout.turns.temperature or 1.0  # the loss scores softmax(logits / tau); greedy turns: tau 1
@@ -135,11 +155,11 @@ def run(cfg: Config, run: RunDir) -> dict:
 
     engines: dict[int, HFEngine] = {}
 
-    def make(step: int, policy, version: int) -> Trajectories:
+    def make(step: int, policy, version: int, stop=None) -> Trajectories:
         engine = engines.setdefault(id(policy), HFEngine(policy, tokenizer))
         qs = env.questions(r.questions_per_step, seed=step_seed(cfg.seed, step))
         return rollout(engine, tokenizer, env, qs, r.group_size, r.turns, seed=step_seed(cfg.seed, step) * 64,
-                       max_len=max_len, policy_version=version)
+                       max_len=max_len, policy_version=version, stop=stop)
 
     producer = AsyncProducer(make, model, max_staleness=a.max_staleness, start=start, steps=t.steps) \
         if a.enabled and start < t.steps else None
