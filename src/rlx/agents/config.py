@@ -80,6 +80,8 @@ class Config(Section):
         if self.objective.advantage == "gae" or self.objective.kl_coef > 0 or self.objective.ace_alpha > 0:
             raise ValueError("search_agent supports outcome advantages without a reference model "
                              "(objective.advantage != gae, kl_coef = 0, ace_alpha = 0)")
+        if self.model.lora is not None:
+            raise ValueError("model.lora: the search agent trains every weight (LoRA is supported by rlvr and sft)")
         o = self.objective
         if o.dynamic_sampling or o.perception_coef > 0 or o.uncertainty_alpha > 0 or o.dispersion_floor is not None \
                 or o.overlong_buffer_frac is not None:

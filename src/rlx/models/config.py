@@ -29,6 +29,9 @@ class TinyModelConfig(Section):
             raise ValueError(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads {self.num_heads} must be divisible by num_kv_heads {self.num_kv_heads}")
+        if (self.hidden_size // self.num_heads) % 2:  # rotary embeddings rotate pairs of dimensions
+            raise ValueError(f"hidden_size / num_heads = {self.hidden_size // self.num_heads} must be even "
+                             "(rotary position embeddings rotate pairs of dimensions)")
         return self
 
 

@@ -26,6 +26,7 @@ import torch
 
 from rlx.evaluation.evaluate import evaluate, write_passk_counts
 from rlx.models import load_policy, save_model
+from rlx.models.lora import wrap_lora
 from rlx.objectives.build import build_objective
 from rlx.objectives.perception import degrade_ids, digit_mask_table, perception_coef
 from rlx.rewards.safe import RewardErrors
@@ -62,14 +63,6 @@ class StageTimer:
         self.times[f"time/{stage}"] = self.times.get(f"time/{stage}", 0.0) + time.perf_counter() - t0
 
 
-def _wrap_lora(model, cfg):
-    from peft import LoraConfig as PeftLora, get_peft_model
-
-    lc = cfg.model.lora
-    return get_peft_model(model, PeftLora(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                                          target_modules=list(lc.target_modules), task_type="CAUSAL_LM"))
-
-
 def run(cfg: Config, run: RunDir) -> dict:
     set_threads(cfg.model.threads)
     seed_everything(cfg.seed)
@@ -82,7 +75,7 @@ def run(cfg: Config, run: RunDir) -> dict:
     if objective.needs_ref and cfg.model.lora is None:
         ref_model = copy.deepcopy(model).to(device).eval().requires_grad_(False)
     if cfg.model.lora is not None:
-        model = _wrap_lora(model, cfg)
+        model = wrap_lora(model, cfg.model.lora)
     model.to(device)
     value_head = None
     if objective.needs_values:

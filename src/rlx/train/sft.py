@@ -20,6 +20,7 @@ from rlx.config import ConfigError, Section
 from rlx.evaluation.config import EvalConfig
 from rlx.evaluation.evaluate import evaluate
 from rlx.models import ModelConfig, load_policy, save_model
+from rlx.models.lora import wrap_lora
 from rlx.models.tokenizer import prompt_completion_rows
 from rlx.objectives.pear import pear_loss
 from rlx.robust.cadv import CAdvConfig, adversarial_loss, embedding_scale, off_by_one_behaviours, pair_batch, robust_eval
@@ -120,8 +121,10 @@ def run(cfg: Config, run: RunDir) -> dict:
     device = pick_device(cfg.model.device)
     task = make_task(cfg.task)
     model, tokenizer = load_policy(cfg.model, seed=cfg.seed)
+    if cfg.model.lora is not None:  # adapters only (it used to be ignored: every weight trained, silently)
+        model = wrap_lora(model, cfg.model.lora)
     model.to(device)
-    opt, sched = make_optimizer(model.parameters(), cfg.train.optim, cfg.train.steps)
+    opt, sched = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.train.optim, cfg.train.steps)
     engine = make_engine("hf", model, tokenizer)
     heldout = task.heldout(cfg.eval.n)
     behavior = None
@@ -135,6 +138,9 @@ def run(cfg: Config, run: RunDir) -> dict:
     adv = cfg.train.cadv
     if adv.enabled and adv.mode == "ul" and cfg.train.pear.enabled:
         raise ConfigError("config error: train.cadv.mode = 'ul' with train.pear: pick one reweighting of the SFT loss")
+    if adv.enabled and adv.utility == 0 and cfg.train.pear.enabled:
+        raise ConfigError("config error: train.pear reweights the clean SFT loss, which train.cadv.utility: 0 drops "
+                          "(it would be ignored)")
     if (adv.enabled or adv.reports) and (cfg.task.name != "arithmetic" or cfg.task.answer_format != "plain"):
         raise ConfigError(f"config error: train.cadv: its behaviours are plain-arithmetic off-by-one answers (a bare "
                           f"number vs the reference); task.name = {cfg.task.name!r} with answer_format = "
@@ -222,6 +228,8 @@ def run(cfg: Config, run: RunDir) -> dict:
     model.eval()
     final = evaluate(engine, task, heldout, cfg.eval, tokenizer, seed=cfg.seed).metrics
     run.log(cfg.train.steps, final)
+    if cfg.model.lora is not None:
+        model = model.merge_and_unload()  # the trained function in plain weights: what `model/` holds
     save_model(model, tokenizer, run.path / "model")
     summary.update(final)
     if adv.reports:  # paper cadv: attack success on held-out behaviours (lower is more robust)
