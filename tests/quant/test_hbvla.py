@@ -102,3 +102,19 @@ def test_stored_bits_hand_values():
     assert hb.stored_bits(64, 8, 7, "hbvla", True) == pytest.approx((2 * 39 + 2 * (28 + 4 * 32) + 33) / 64)
     assert hb.stored_bits(64, 8, 7, "hbvla", False) == pytest.approx((2 * 39 + 57 + 8 * 32) / 64)
 
+
+
+def test_a_short_last_group_has_its_own_statistics():
+    """The tail was padded by repeating its last column: mu and alpha were pulled toward it. Two real values
+    binarize exactly with their own (mu, alpha) = (0.5, 0.5)."""
+    from rlx.quant.hbvla import binarize
+
+    w = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0, 1.0]])
+    assert torch.equal(binarize(w, 4), w)  # was [0, 0, 0, 0, 0.375, 1.125]
+    w = torch.tensor([[1.0, 3.0, -2.0, 2.0, 5.0, -1.0, 4.0]])  # groups of 3: (1, 3, -2), (2, 5, -1), (4)
+    b = binarize(w, 3)
+    # group 1: mu = 2/3, alpha = mean(1/3, 7/3, 8/3) = 16/9; 1 and 3 lie above mu, -2 below; the tail is exact
+    torch.testing.assert_close(b[0, :3], torch.tensor([2 / 3 + 16 / 9, 2 / 3 + 16 / 9, 2 / 3 - 16 / 9]))
+    assert float(b[0, 6]) == 4.0
+    with pytest.raises(ValueError, match="group = 0"):
+        binarize(w, 0)

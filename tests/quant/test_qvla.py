@@ -66,3 +66,12 @@ def test_apply_allocation_prunes_and_quantizes():
     apply_allocation({"l": lin}, {"l": [0, 8]})
     assert torch.equal(lin.weight[0], torch.zeros(2)) and float(lin.bias[0]) == 0.0
     torch.testing.assert_close(lin.weight[1], torch.tensor([0.0, 2.0]), atol=1e-2, rtol=0)
+
+
+@pytest.mark.parametrize("choices", [[], [0, 2, 2, 4], [4, 9], [4, 2]])
+def test_bad_width_choices_are_refused(choices):
+    """A duplicate width made an upgrade cost 0 (ZeroDivisionError); 9 bits was allocated and failed later."""
+    from rlx.quant.qvla import allocate_bits
+
+    with pytest.raises(ValueError, match="strictly ascending widths in 0..8"):
+        allocate_bits({"a": torch.ones(2, len(choices) or 1)}, {"a": 4}, choices, 3.0)

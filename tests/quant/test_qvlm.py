@@ -56,3 +56,15 @@ def test_search_never_does_worse_than_plain_rtn(tmp_path):
         for lin in u.modules():
             if isinstance(lin, torch.nn.Linear):
                 assert max(len(torch.unique(r)) for r in lin.weight) <= 4
+
+
+@pytest.mark.parametrize("partition", [[], [[0]], [[0], [0, 1]], [[1], [0]], [[0, 1], []]])
+def test_a_partition_must_cover_every_layer_once_in_order(partition):
+    """[[0]] left layer 1 in full precision; [[0], [0, 1]] quantized layer 0 twice; [] quantized nothing."""
+    model, _ = load_policy(ModelConfig(tiny={"hidden_size": 32, "num_layers": 2, "intermediate_size": 64,
+                                             "num_heads": 2, "num_kv_heads": 2}), seed=0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ids = torch.randint(3, 60, (2, 6))
+    with pytest.raises(ValueError, match="cover the 2 decoder layers once each"):
+        qvlm.search_partition(model, partition, ids, torch.ones_like(ids), bits=2)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())

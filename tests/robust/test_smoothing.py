@@ -101,3 +101,22 @@ def test_flip_attack_flips_when_affordable_and_keeps_the_budget():
     assert torch.allclose(left, torch.tensor([0.03, 0.04, 0.96]))
     flipped = q(obs + flip_attack(q, obs, remaining)[0]).argmax(1)  # default overshoot 1.05 crosses the boundary
     assert flipped.tolist() == [1, 0, 0]
+
+
+def test_nan_returns_and_settings_are_refused():
+    """np.sort put a NaN episode last, so it counted as the best return and raised the certified median
+    (7.0 instead of 6.0); NaN sigma or budget came back as a NaN certificate."""
+    import math
+
+    import numpy as np
+
+    from rlx.robust.smoothing import certified_expected_reward, certified_quantile, certified_survival
+
+    with pytest.raises(ValueError, match="finite"):
+        certified_quantile([math.nan, 5, 6, 7], sigma=1, budget=0, p=0.5, low=0, alpha=None)
+    with pytest.raises(ValueError, match="finite"):
+        certified_expected_reward(np.array([10, 20, math.nan, 30]), sigma=1, budget=0.1, low=0, high=100)
+    with pytest.raises(ValueError, match="sigma"):
+        certified_survival(0.9, math.nan, 0.1)
+    with pytest.raises(ValueError, match="budget"):
+        certified_survival(0.9, 1.0, math.nan)

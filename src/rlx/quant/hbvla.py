@@ -53,16 +53,22 @@ _SQRT2 = math.sqrt(2.0)
 
 
 def binarize(w: torch.Tensor, group: int) -> torch.Tensor:
-    """Group-wise 1-bit code of w [out, in]: alpha sign(w - mu) + mu per row and `group` columns."""
+    """Group-wise 1-bit code of w [out, in]: alpha sign(w - mu) + mu per row and `group` columns; a last,
+    shorter group has its own mu and alpha over its real columns (padding by repeating the last column
+    skewed both: 14.7 vs 2e-13 squared error on a 2-column tail of random weights)."""
+    if group < 1:
+        raise ValueError(f"group = {group}: expected >= 1 columns per group")
     out, cols = w.shape
-    g = max(1, min(group, cols))
-    pad = (-cols) % g
-    x = torch.cat([w, w[:, -1:].expand(out, pad)], 1) if pad else w  # pad by repetition (same statistics)
-    x = x.reshape(out, -1, g)
-    mu = x.mean(-1, keepdim=True)
-    alpha = (x - mu).abs().mean(-1, keepdim=True)
-    code = torch.where(x >= mu, 1.0, -1.0)
-    return (alpha * code + mu).reshape(out, -1)[:, :cols]
+    g = min(group, cols)
+    full = cols - cols % g
+
+    def code(x: torch.Tensor) -> torch.Tensor:  # x [out, groups, size]
+        mu = x.mean(-1, keepdim=True)
+        alpha = (x - mu).abs().mean(-1, keepdim=True)
+        return alpha * torch.where(x >= mu, 1.0, -1.0) + mu
+
+    head = code(w[:, :full].reshape(out, -1, g)).reshape(out, full)
+    return torch.cat([head, code(w[:, full:].reshape(out, 1, -1)).reshape(out, -1)], 1) if full < cols else head
 
 
 def residual_binarize(w: torch.Tensor, group: int) -> torch.Tensor:
@@ -175,6 +181,8 @@ def quantize_policy(net: nn.Module, calib_forward: Callable[[], torch.Tensor], m
     (False: plain X^T X, i.e. BiLLM's) and `transform` the Haar step. Layers are
     quantized one at a time from the input side, each calibrated on the already-quantized net.
     Returns {layer: stored bits per weight, scales included (`stored_bits`)}."""
+    if group < 1 or not 0 <= salient_frac <= 1:
+        raise ValueError(f"group = {group} must be >= 1 and salient_frac = {salient_frac} in [0, 1]")
     if method not in ("sign", "group", "hbvla"):
         raise ValueError(f"method = {method!r}: expected sign | group | hbvla")
     linears = {n: m for n, m in net.named_modules() if isinstance(m, nn.Linear)}

@@ -78,8 +78,8 @@ def allocate_bits(table: dict[str, torch.Tensor], sizes: dict[str, int], choices
                   ) -> dict[str, list[int]]:
     """Greedy solution of the budgeted allocation in the module docstring. `sizes[layer]` = weights per
     channel of that layer; `choices` ascending. Returns {layer: [bits per channel]}."""
-    if sorted(choices) != list(choices):
-        raise ValueError(f"choices must be ascending, got {choices}")
+    if not choices or any(b >= c for b, c in zip(choices, choices[1:])) or not 0 <= choices[0] <= choices[-1] <= 8:
+        raise ValueError(f"choices must be strictly ascending widths in 0..8, got {choices}")
     total = sum(sizes[n] * t.shape[0] for n, t in table.items())
     if budget < choices[0]:
         raise ValueError(f"budget {budget} is below the smallest width {choices[0]}")

@@ -102,6 +102,10 @@ def search_partition(model: nn.Module, partition: list[list[int]], ids: torch.Te
     """Quantize every Linear of the decoder layers in place, block by block (module docstring).
     Returns {"clips": {linear name: c}, "block_errors": [...], "evaluations": forward passes used}."""
     units = decoder_units(model)
+    if not partition or any(not b for b in partition) or [u for b in partition for u in b] != list(range(len(units))):
+        raise ValueError(f"partition {partition}: blocks must cover the {len(units)} decoder layers once each, in "
+                         "order, with no empty block (a layer left out stayed full precision, one listed twice was "
+                         "quantized twice)")
     ref = _hidden(model, ids, mask)
     m = mask.bool()
     chosen: dict[str, float] = {}

@@ -43,9 +43,9 @@ __all__ = ["certified_survival", "dkw_epsilon", "certified_expected_reward", "ce
 
 def certified_survival(survival: np.ndarray | float, sigma: float, budget: float) -> np.ndarray:
     """Eq. (1): the least P[X_B >= v] consistent with P[X >= v] = `survival`.  Elementwise, values in [0, 1]."""
-    if sigma <= 0:
+    if not sigma > 0:  # written so that NaN fails too
         raise ValueError(f"sigma must be > 0, got {sigma}")
-    if budget < 0:
+    if not budget >= 0:
         raise ValueError(f"budget must be >= 0, got {budget}")
     s = np.clip(np.asarray(survival, dtype=np.float64), 0.0, 1.0)
     return norm.cdf(norm.ppf(s) - budget / sigma)  # ppf(0) = -inf -> 0, ppf(1) = inf -> 1
@@ -62,6 +62,8 @@ def dkw_epsilon(m: int, alpha: float | None) -> float:
 
 def _sorted_survival(returns: np.ndarray, low: float, high: float, alpha: float | None):
     x = np.sort(np.asarray(returns, dtype=np.float64))
+    if not np.all(np.isfinite(x)):  # np.sort puts NaN last: it counted as the best return
+        raise ValueError(f"returns must be finite; got {int((~np.isfinite(x)).sum())} non-finite")
     if x.size and (x[0] < low or x[-1] > high):
         raise ValueError(f"returns must lie in [low, high] = [{low}, {high}], got [{x[0]}, {x[-1]}]")
     m = x.size
@@ -88,7 +90,7 @@ def certified_quantile(returns, sigma: float, budget: float, p: float = 0.5, low
     be a known lower bound on the total reward (default -inf: nothing is certified)."""
     if not 0 < p < 1:
         raise ValueError(f"p must be in (0, 1), got {p}")
-    if np.min(returns) < low:
+    if np.size(returns) and np.min(returns) < low:
         raise ValueError(f"a return ({np.min(returns)}) is below low = {low}, which must bound the rewards")
     x, s_lo = _sorted_survival(returns, low, math.inf, alpha)
     ok = certified_survival(s_lo, sigma, budget) >= p
