@@ -76,6 +76,8 @@ class VLLMEngine:
         self.tokenizer = tokenizer
         self._dir = tempfile.TemporaryDirectory(prefix="rlx-vllm-", dir=workdir)
         path = save_model(model, tokenizer, os.path.join(self._dir.name, "model"))
+        if dtype == "auto":  # the trainer's dtype: vLLM's "auto" serves a float32 checkpoint in float16
+            dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         self.llm = vllm.LLM(
             model=str(path), tokenizer=str(path), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
             enforce_eager=enforce_eager, logprobs_mode="processed_logprobs", seed=0, **llm_kwargs,
