@@ -65,3 +65,19 @@ def test_token_select_breaks_ties_by_position():
         adv, ent, mask = torch.ones(1, t), torch.ones(1, t), torch.ones(1, t, dtype=torch.bool)
         kept, _ = d3s_token_select(adv, ent, mask, 0.5)
         assert kept[0].nonzero().squeeze(1).tolist() == list(range(t // 2))
+
+
+def test_the_first_rl_step_keeps_the_start_share(tmp_path, tiny_model_dir):
+    """The schedule is documented 0-based ("start at step 0") but was given the 1-based RL step: with
+    ramp_steps 1 the first update already used the end share (1.0), so D3S never down-sampled."""
+    import json
+
+    from rlx.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "recipes/arith_d3s.yaml", f"model.path={tiny_model_dir}", "train.steps=2", "eval.n=4",
+                 "eval.every=0", "rollout.prompts_per_step=2", "rollout.group_size=8", "d3s.ramp_steps=1",
+                 "train.log_every=1", "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    keeps = [(r["rollout/d3s/sample_keep"], r["rollout/d3s/token_keep"]) for r in rows if "rollout/d3s/sample_keep" in r]
+    assert keeps == [(0.5, 0.5), (1.0, 1.0)]

@@ -229,7 +229,8 @@ def run(cfg: Config, run: RunDir) -> dict:
                         prepared = replace(prepared, degraded_logprobs=degraded, perception_coef=coef)
                         metrics["train/perception_coef"] = coef
                     if cfg.d3s.sample_keep_start is not None or cfg.d3s.token_keep_start is not None:
-                        prepared, dm = d3s_select(prepared, cfg.d3s, step, model, tau, chunk=t.micro_batch_size)
+                        # the schedule is 0-based ("start at step 0"), as perception_coef's: step 1 keeps the start share
+                        prepared, dm = d3s_select(prepared, cfg.d3s, step - 1, model, tau, chunk=t.micro_batch_size)
                         metrics.update(dm)
                     um = update(model, objective, prepared, opt, sched, epochs=t.epochs, minibatches=t.minibatches,
                                 micro_batch_size=t.micro_batch_size, grad_clip=t.optim.grad_clip, generator=gen,
