@@ -81,3 +81,26 @@ def test_the_first_rl_step_keeps_the_start_share(tmp_path, tiny_model_dir):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     keeps = [(r["rollout/d3s/sample_keep"], r["rollout/d3s/token_keep"]) for r in rows if "rollout/d3s/sample_keep" in r]
     assert keeps == [(0.5, 0.5), (1.0, 1.0)]
+
+
+def test_scoring_passes_run_in_eval_mode(tmp_path, tiny_model_dir, monkeypatch):
+    """The D3S entropy pass and the perception loss's digit-masked scoring ran after model.train(): with
+    dropout (e.g. model.lora.dropout) their rankings and targets were noisy, unlike the old log-probs."""
+    import rlx.train.rlvr as rlvr_mod
+    import rlx.train.select as select_mod
+    from rlx.cli import main
+
+    modes = []
+
+    def recording(real):
+        def score(model, *a, **k):
+            modes.append(model.training)
+            return real(model, *a, **k)
+        return score
+
+    monkeypatch.setattr(select_mod, "score_batch", recording(select_mod.score_batch))
+    monkeypatch.setattr(rlvr_mod, "score_batch", recording(rlvr_mod.score_batch))
+    assert main(["train", "recipes/arith_d3s.yaml", f"model.path={tiny_model_dir}", "train.steps=1", "eval.n=4",
+                 "eval.every=0", "rollout.prompts_per_step=2", "rollout.group_size=8",
+                 "objective.perception_coef=0.01", "--out", str(tmp_path / "run")]) == 0
+    assert len(modes) >= 2 and not any(modes)

@@ -218,7 +218,6 @@ def run(cfg: Config, run: RunDir) -> dict:
                         am = {**am, **gm}
                     metrics.update({f"train/{k}": float(v) for k, v in {**m, **am}.items()})
                 with timer("update"), train_precision():
-                    model.train()
                     prepared = Prepared(batch, adv.advantages, old, ref, old_values, adv.returns)
                     if objective.cfg.perception_coef > 0:  # paper qhawkeye: the same tokens, digits masked
                         coef = perception_coef(step - 1, objective.cfg.perception_coef, objective.cfg.perception_zero_step)
@@ -232,6 +231,7 @@ def run(cfg: Config, run: RunDir) -> dict:
                         # the schedule is 0-based ("start at step 0"), as perception_coef's: step 1 keeps the start share
                         prepared, dm = d3s_select(prepared, cfg.d3s, step - 1, model, tau, chunk=t.micro_batch_size)
                         metrics.update(dm)
+                    model.train()  # only now: the no-grad scoring passes above (perception, D3S) run without dropout
                     um = update(model, objective, prepared, opt, sched, epochs=t.epochs, minibatches=t.minibatches,
                                 micro_batch_size=t.micro_batch_size, grad_clip=t.optim.grad_clip, generator=gen,
                                 value_head=value_head, temperature=tau)
