@@ -41,3 +41,12 @@ def test_auroc_by_hand():
 def test_human_survival_by_hand():
     # humans 1..4: s = 2 -> 2 above (3, 4) + 0.5 * 1 tie -> 2.5 / 4; s = 5 -> 0; s = 0 -> 1
     np.testing.assert_allclose(human_survival([2, 5, 0], [4, 1, 3, 2]), [0.625, 0.0, 1.0], rtol=0, atol=1e-12)
+
+
+def test_non_finite_scores_are_refused():
+    """A NaN human score was counted as not flagged and shifted the threshold; a NaN machine score out-ranked
+    every human score in AUROC (0.75 with h = [.1, .2, .3, nan])."""
+    with pytest.raises(ValueError, match="finite"):
+        auroc([0.1, 0.2, 0.3, np.nan], [0.5, 0.6])
+    with pytest.raises(ValueError, match="finite"):
+        calibrate_threshold([0.1, np.inf], 0.01)

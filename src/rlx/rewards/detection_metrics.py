@@ -24,6 +24,8 @@ def _as_1d(x) -> np.ndarray:
     a = np.asarray(x, dtype=np.float64).reshape(-1)
     if a.size == 0:
         raise ValueError("needs at least one score")
+    if not np.all(np.isfinite(a)):  # a NaN human score moved the threshold; a NaN AI score out-ranked every human
+        raise ValueError(f"detector scores must be finite; got {int((~np.isfinite(a)).sum())} non-finite")
     return a
 
 
