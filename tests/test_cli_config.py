@@ -74,6 +74,19 @@ def test_unknown_kind():
         load_recipe("recipes/arith_sft.yaml", ["kind=nope"])
 
 
+def test_a_quantization_config_under_train_says_how_to_run_it(tmp_path, capsys):
+    assert main(["train", "recipes/quant_arith_quest2.yaml", "--out", str(tmp_path / "r")]) == 2
+    assert "is a quantization config" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_out_pointing_at_a_file_is_a_one_line_error(tmp_path, capsys):
+    """It was `[Errno 20] Not a directory`, from deep inside the run directory code."""
+    f = tmp_path / "afile"
+    f.write_text("keep me")
+    assert main(["train", "recipes/arith_grpo.yaml", "--out", str(f)]) == 2
+    assert f"--out {f} is a file" in capsys.readouterr().err and f.read_text() == "keep me"
+
+
 def test_cli_exit_code_2_and_nothing_written(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "recipes/arith_sft.yaml", "train.optim.lr=-1", "--out", str(out)])

@@ -274,6 +274,9 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 def recipe_kind(data: dict[str, Any], path: str | Path = "recipe") -> str:
     kind = data.get("kind")
     if not isinstance(kind, str):
+        if "method" in data:  # a quantization config (recipes/quant_*.yaml)
+            raise ConfigError(f"config error: {path} is a quantization config (it has `method`, no `kind`): run "
+                              f"`rlx quantize CHECKPOINT --config {path} --out DIR`")
         raise ConfigError(f"config error: {path} needs a top-level `kind` (e.g. kind: rlvr)")
     return kind
 

@@ -175,6 +175,8 @@ class RunDir:
         """resumable: the command has --resume (training); else the hint says to choose another --out."""
         self.path = Path(path)
         self.resume = resume
+        if self.path.exists() and not self.path.is_dir():
+            raise FileExistsError(f"--out {self.path} is a file, not a run directory; choose another --out")
         if not resume and self.path.exists() and any(self.path.iterdir()):
             metrics = self.path / "metrics.jsonl"
             logged = metrics.exists() and metrics.stat().st_size > 0
