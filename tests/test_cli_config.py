@@ -177,6 +177,9 @@ def test_resume_lets_only_the_run_length_change(tmp_path):
     other = cfg(steps=8, optim={"warmup_steps": 0})
     with pytest.raises(ConfigError, match=r"train\.optim\.warmup_steps \(2 -> 0\)"):
         _same_config_or_error(tmp_path, dump_yaml(other), other)
+    shorter = cfg(steps=2, optim={"warmup_steps": 2})  # a run past step 2 cannot be trained back to it
+    with pytest.raises(ConfigError, match=r"may lengthen a run, not shorten it: train\.steps \(4 -> 2\)"):
+        _same_config_or_error(tmp_path, dump_yaml(shorter), shorter)
 
 
 def test_yaml_duplicates_locations_and_adam_betas_are_config_errors(tmp_path, capsys):

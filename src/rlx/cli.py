@@ -152,6 +152,12 @@ def _same_config_or_error(out_path: Path, config_yaml: str, cfg: Any = None) -> 
     except yaml.YAMLError as e:  # edited by hand
         raise ConfigError(f"config error: --resume: {saved} is not valid YAML ({str(e).splitlines()[0]}); restore "
                           "it to the config that started the run") from None
+    old, new = flatten(yaml.safe_load(saved.read_text()) or {}), flatten(yaml.safe_load(config_yaml) or {})
+    shorter = [f"{k} ({old[k]!r} -> {new[k]!r})" for k in sorted(old.keys() & new.keys())
+               if k.split(".")[-1] in _RUN_LENGTH and isinstance(old[k], int) and isinstance(new[k], int)
+               and new[k] < old[k]]
+    if shorter:  # a run already past the new length cannot be trained back; its summary would claim the new one
+        raise ConfigError(f"config error: --resume may lengthen a run, not shorten it: {'; '.join(shorter)}")
     if not diff:
         return
     raise ConfigError(f"config error: --resume: the config differs from {saved} at {'; '.join(diff[:5])}"
