@@ -37,8 +37,8 @@ class MasterWeights:
     The model keeps its bfloat16 / float16 weights for the forward and backward passes; `step` copies their
     gradients to float32 masters, steps the masters and writes them back rounded. Stepping half-precision
     weights directly loses most updates: a bfloat16 weight of 0.02 has a spacing of 1.2e-4, so an Adam step
-    of about lr = 1e-6 (the GPU recipe's) rounds to no change (measured before this class: 6.7% of the
-    weights changed after 5 SFT steps at lr 1e-5). float32 parameters are stepped as they are. The masters
+    of about lr = 1e-6 (the GPU recipe's) rounds to no change (measured: after 20 SFT steps at lr 1e-5, 6.8% of
+    the weights had changed without masters, 32% with them). float32 parameters are stepped as they are. The masters
     are part of `state_dict`, so a resume continues from them, not from the rounded weights.
     Duck-types the parts of `torch.optim.Optimizer` the trainers use; the LR scheduler drives `inner`.
     """
