@@ -23,6 +23,8 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
     ("sqirl_cartpole.yaml", ["hidden=[0]"], "hidden.0"),
     # one update collects num_envs x num_steps env steps: 100 ran 1024
     ("pqn_cartpole.yaml", ["total_steps=100"], "total_steps = 100 is less than one update"),
+    # regress() splits the rollout evenly: 1024 rows in 3 minibatches dropped one row every pass
+    ("pqn_cartpole.yaml", ["minibatches=3"], "minibatches = 3 must divide env.num_envs x num_steps = 1024"),
     # DQN that would never take a gradient step reported an evaluation of its random policy
     ("dqn_cartpole.yaml", ["total_steps=500", "learning_starts=1000"], "no gradient step would run"),
     ("dqn_cartpole.yaml", ["total_steps=500", "learning_starts=0", "train_freq=600"], "no gradient step would run"),

@@ -61,6 +61,8 @@ class Config(Section):
         if self.total_steps < per_update:  # one update collects num_envs x num_steps: it would run past the budget
             raise ValueError(f"total_steps = {self.total_steps} is less than one update's env.num_envs x num_steps "
                              f"= {self.env.num_envs} x {self.num_steps} = {per_update}")
+        if per_update % self.minibatches:  # regress() splits the rollout evenly: the remainder was dropped
+            raise ValueError(f"minibatches = {self.minibatches} must divide env.num_envs x num_steps = {per_update}")
         check_eval_backend(self.env.id, self.eval)
         return self
 

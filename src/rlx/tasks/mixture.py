@@ -7,8 +7,10 @@ dispatches prompting and scoring to that task. Held-out evaluation is the first 
 **RECAP reweighting** (`recap_weights`). RLVR on one task erodes others; replaying general data
 helps only if each objective gets the right share. RECAP moves the share online with short-horizon
 signals: saturated objectives (high, flat reward) lose weight, underperforming or volatile ones
-gain it. With r_k(t) the mean reward of task k's samples at step t over the last `window` steps
-(r_bar_k its mean, sigma_k its standard deviation),
+gain it. With r_k(t) the fraction of task k's samples at step t judged correct (the verifier's verdict,
+or the pseudo-label under `reward.source: self_consistency`; not the shaped reward, so format or
+partial-credit terms do not enter), over the last `window` steps (r_bar_k its mean, sigma_k its
+standard deviation),
 
     score_k = (1 - r_bar_k) + sigma_k                 (underperformance + instability)
     w_k     = (1 - floor) softmax(score / T)_k + floor / K
