@@ -125,6 +125,7 @@ def test_vllm_mapping_layer_on_a_fake_vllm(monkeypatch, tmp_path):
     eng = make_engine("vllm", model, tok, eos_token_ids=[2, 7], workdir=str(tmp_path), max_model_len=64)
     llm = _FakeVLLM.LLM.last
     assert llm.kw["max_model_len"] == 64 and llm.kw["logprobs_mode"] == "processed_logprobs"
+    assert llm.kw["dtype"] == "float32"  # the trainer's: vLLM's own "auto" serves a float32 checkpoint in float16
     assert "eos_token_ids" not in llm.kw
     params = SamplingParams(n=2, max_new_tokens=3, temperature=0.8, top_p=0.9, top_k=5, stop=["\n"])
     gen = eng.generate(PROMPTS[:2], params, seed=11)
@@ -144,3 +145,12 @@ def test_vllm_mapping_layer_on_a_fake_vllm(monkeypatch, tmp_path):
     assert {n for n, _ in weights} == set(model.state_dict()) and llm.resets == 1
     top_k_off = eng.generate(PROMPTS[:1], SamplingParams(max_new_tokens=2), seed=0)
     assert llm.requests[0][1].top_k == -1 and top_k_off.completion_ids.shape[0] == 1
+
+
+def test_vllm_dtype_follows_the_trainer(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "vllm", _FakeVLLM)
+    model, tok = tiny_model()
+    make_engine("vllm", model.to(torch.bfloat16), tok, workdir=str(tmp_path))
+    assert _FakeVLLM.LLM.last.kw["dtype"] == "bfloat16"
+    make_engine("vllm", model, tok, workdir=str(tmp_path), dtype="float16")  # an explicit choice is kept
+    assert _FakeVLLM.LLM.last.kw["dtype"] == "float16"
