@@ -127,9 +127,11 @@ def _tiny_args(trainer: str, base_model_dir) -> list[str]:
     if trainer == "sft":
         return ["sft", "recipes/arith_sft.yaml", *SFT]
     if trainer == "agent":
-        from tests.agents.test_train import TINY
-
-        return ["train", "recipes/search_agent.yaml", *TINY]
+        return ["train", "recipes/search_agent.yaml", "model.tiny.hidden_size=32", "model.tiny.num_layers=2",
+                "model.tiny.intermediate_size=64", "model.tiny.max_position=64", "env.max_hops=2", "warm_start.steps=3",
+                "warm_start.batch_size=4", "rollout.questions_per_step=2", "rollout.group_size=4",
+                "rollout.turns.max_turns=3", "train.steps=4", "train.checkpoint_every=2", "eval.per_hop=2",
+                "eval.max_turns=3"]
     return ["train", "recipes/arith_grpo.yaml", f"model.path={base_model_dir}", "train.steps=4", "eval.n=8",
             "eval.every=0", "rollout.prompts_per_step=2", "rollout.group_size=4", "train.checkpoint_every=2",
             "train.micro_batch_size=8"]
