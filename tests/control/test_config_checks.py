@@ -33,6 +33,8 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
      "eval.backend = 'torch': only CartPole-v1"),
     ("dqn_cartpole.yaml", ["env.id=Acrobot-v1", "eval.backend=torch"], "eval.backend = 'torch'"),
     ("srl_cartpole.yaml", ["total_steps=100"], "total_steps = 100 is less than one update's 1024 frames"),
+    ("qweb_form.yaml", ["total_steps=400", "learning_starts=500"], "learning_starts = 500 >= total_steps = 400"),
+    ("parl_pendulum.yaml", ["samples=2", "top_k=8"], "top_k = 8 > samples = 2"),
     # ACT always trained on torch CartPole whatever env.id said
     ("act_cartpole.yaml", ["env.id=Acrobot-v1"], "env.id = 'Acrobot-v1': act supports CartPole-v1"),
 ])

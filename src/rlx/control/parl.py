@@ -178,6 +178,12 @@ class Config(Section):
     bc_steps: int = Field(500, ge=0, description="behaviour-cloning updates before the policy follows a*")
     online: OnlineConfig = Field(OnlineConfig(), description="online fine-tuning after the offline phase")
 
+    @model_validator(mode="after")
+    def _top_k(self) -> "Config":
+        if self.top_k > self.samples:  # was clamped to samples without a word
+            raise ValueError(f"top_k = {self.top_k} > samples = {self.samples}: it keeps the best of the samples")
+        return self
+
 
 def run(cfg: Config, run: RunDir | None) -> dict:
     seed_everything(cfg.seed)

@@ -105,6 +105,9 @@ class Config(Section):
     def _start_fits(self) -> "Config":
         if self.curriculum_start is not None and self.curriculum_start > self.env.fields:
             raise ValueError(f"curriculum_start = {self.curriculum_start} > env.fields = {self.env.fields}")
+        if self.learning_starts >= self.total_steps:  # the run finished normally without one gradient step
+            raise ValueError(f"learning_starts = {self.learning_starts} >= total_steps = {self.total_steps}: no "
+                             "gradient step would run")
         return self
 
 
