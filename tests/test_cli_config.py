@@ -260,3 +260,11 @@ def test_an_unknown_key_suggests_the_field_meant(capsys):
         assert f"(did you mean '{meant}'?)" in capsys.readouterr().err, override
     assert main(["train", "recipes/arith_grpo.yaml", "zzz=1", "--out", "/nonexistent/never"]) == 2
     assert "unknown key 'zzz' (check the spelling" in capsys.readouterr().err
+
+
+def test_a_finished_run_names_its_directory(tmp_path, capsys):
+    """Without --out the run went to runs/RECIPE-TIMESTAMP and nothing said so."""
+    out = tmp_path / "r"
+    assert main(["sft", "recipes/arith_sft.yaml", "model.tiny.hidden_size=32", "model.tiny.num_layers=1",
+                 "model.tiny.intermediate_size=64", "train.steps=1", "eval.n=2", "eval.every=0", "--out", str(out)]) == 0
+    assert f"run directory: {out}" in capsys.readouterr().err

@@ -87,6 +87,7 @@ def run_recipe(recipe: str, overrides: list[str], out: str | Path | None, resume
     try:
         summary = module.run(cfg, run)
         run.write_summary(summary)
+        print(f"run directory: {out_path}", file=sys.stderr)  # where the model, metrics and checkpoints are
         try:
             run.plot_curves()
         except Exception as e:  # plots are a convenience; never lose a finished run over them
@@ -167,7 +168,8 @@ def _same_config_or_error(out_path: Path, config_yaml: str, cfg: Any = None) -> 
 
 def _add_train(sub, name: str, help_: str) -> None:
     p = sub.add_parser(name, help=help_, description=help_)
-    p.add_argument("recipe", help="YAML recipe, e.g. recipes/arith_grpo.yaml")
+    p.add_argument("recipe", help="YAML recipe, e.g. recipes/arith_sft.yaml" if name == "sft"
+                   else "YAML recipe, e.g. recipes/arith_grpo.yaml")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.optim.lr=3e-5 seed=1")
     p.add_argument("--out", default=None, help="run directory (default runs/RECIPE-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
@@ -225,8 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; resume with --resume", file=sys.stderr)
+    except KeyboardInterrupt:  # only training commands have --resume (eval, sweep, ... start over)
+        resumable = getattr(args, "command", None) in ("train", "sft")
+        print("interrupted; resume with --resume" if resumable else "interrupted", file=sys.stderr)
         return 130
 
 
